@@ -1,0 +1,209 @@
+"""Helpers for the integration tests: run ansible-playbook, read its results.
+
+The ssh test environment itself comes from tests/env/setup.sh (`make env`);
+these helpers only read the ssh_env.json it writes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get('SVC_TEST_STATE') or REPO / '.state').resolve()
+SSH_ENV_FILE = STATE / 'ssh_env.json'
+CALLBACK_DIR = Path(__file__).resolve().parent / 'callback_plugins'
+ANSIBLE_CFG = REPO / 'ansible.cfg'
+
+
+def _find_venv_bin() -> Path:
+    # Prefer the interpreter running pytest (its ansible matches what it
+    # imports), then the repo's .venv; a scratch venv works either way.
+    for candidate in (Path(sys.executable).parent, REPO / '.venv' / 'bin'):
+        if (candidate / 'ansible-playbook').exists():
+            return candidate
+    return REPO / '.venv' / 'bin' if (REPO / '.venv' / 'bin').is_dir() else Path(sys.executable).parent
+
+
+VENV_BIN = _find_venv_bin()
+
+NOT_SET_UP = 'ssh test environment not set up: run `make env` as root'
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+requires_root = pytest.mark.skipif(
+    not is_root(), reason='needs root (it manages users/sshd or reads root-only keys); run the tests as root')
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_ssh_env() -> dict:
+    """ssh_env.json as a dict, or pytest.skip() saying why it is unusable."""
+    if not SSH_ENV_FILE.exists():
+        pytest.skip(f'{NOT_SET_UP} ({SSH_ENV_FILE} is missing)')
+    env = json.loads(SSH_ENV_FILE.read_text())
+    if not port_open(env['host'], env['port']):
+        pytest.skip(f"{NOT_SET_UP} (nothing listens on {env['host']}:{env['port']})")
+    if not os.access(env['key'], os.R_OK):
+        pytest.skip(f"{NOT_SET_UP} (client key {env['key']} is not readable by this user)")
+    return env
+
+
+def sshd_pid(ssh_env: dict) -> int | None:
+    """Pid of the live test sshd, or None (zombies and reused pids excluded)."""
+    pidfile = Path(ssh_env.get('pidfile') or STATE / 'sshd.pid')
+    try:
+        pid = int(pidfile.read_text().strip())
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except (OSError, ValueError):
+        return None
+    comm, state = stat[stat.index('(') + 1:stat.rindex(')')], stat[stat.rindex(')') + 2]
+    return pid if comm == 'sshd' and state not in 'ZX' else None
+
+
+def inventory_for(ssh_env: dict, user: str = 'svc-login', become: bool = False, extra: str = '') -> str:
+    """INI inventory: host `target` over ssh as `user`, plus host `local`.
+
+    `extra` is appended to the `target` line, so it can add or override any
+    variable (later key=value pairs win), e.g. "ansible_port=1".
+    """
+    target = [
+        'target',
+        f"ansible_host={ssh_env['host']}",
+        f"ansible_port={ssh_env['port']}",
+        f'ansible_user={user}',
+        f"ansible_ssh_private_key_file={ssh_env['key']}",
+        f"ansible_python_interpreter={ssh_env.get('python', '/usr/bin/python3')}",
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={ssh_env['known_hosts']}'",
+    ]
+    if become:
+        target.append('ansible_become=true')
+    if extra:
+        target.append(extra)
+    local = 'local ansible_connection=local ansible_python_interpreter=/usr/bin/python3'
+    return '\n'.join(['[all]', ' '.join(target), local, ''])
+
+
+@dataclass
+class PlaybookResult:
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float
+    results: list[dict] = field(default_factory=list)  # one dict per task result
+    stats: dict = field(default_factory=dict)         # host -> ok/changed/failures/...
+    command: list[str] = field(default_factory=list)
+
+    def tasks(self, name: str, host: str | None = None) -> list[dict]:
+        return [r for r in self.results if r['task'] == name and (host is None or r['host'] == host)]
+
+    def task(self, name: str, host: str | None = None) -> dict:
+        """The one result of task `name` (on `host`); fails unless exactly one."""
+        found = self.tasks(name, host)
+        assert len(found) == 1, (
+            f'expected exactly 1 result for task {name!r} host {host!r}, got {len(found)}\n{self.output}')
+        return found[0]
+
+    @property
+    def output(self) -> str:
+        """Everything a failing assertion should show."""
+        return (f'$ {" ".join(self.command)}\nrc={self.rc} duration={self.duration:.1f}s\n'
+                f'--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}')
+
+    def assert_ok(self) -> PlaybookResult:
+        assert self.rc == 0, self.output
+        return self
+
+
+def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
+                 strategy: str = 'svc_linear', extra_vars: dict | None = None,
+                 env: dict | None = None, args: list[str] | None = None,
+                 timeout: float = 300, cwd: str | os.PathLike | None = None) -> PlaybookResult:
+    """Run ansible-playbook and return its exit code, output and per-task results.
+
+    `playbook` is YAML text, or a path to an existing playbook file.
+    `inventory` is INI inventory text (see inventory_for()).
+    `env` entries override the defaults set here; a None value removes one.
+    """
+    tmp_path = Path(tmp_path)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    if isinstance(playbook, os.PathLike) or ('\n' not in playbook and Path(playbook).is_file()):
+        pb_file = Path(playbook).resolve()
+    else:
+        pb_file = tmp_path / 'playbook.yml'
+        pb_file.write_text(playbook)
+    inv_file = tmp_path / 'inventory.ini'
+    inv_file.write_text(inventory)
+    results_file = tmp_path / 'results.jsonl'
+    results_file.unlink(missing_ok=True)
+
+    cmd = [str(VENV_BIN / 'ansible-playbook'), '-i', str(inv_file)]
+    if extra_vars:
+        ev_file = tmp_path / 'extra_vars.json'
+        ev_file.write_text(json.dumps(extra_vars))
+        cmd += ['-e', f'@{ev_file}']
+    cmd += list(args or []) + [str(pb_file)]
+
+    run_env = dict(os.environ)
+    run_env.pop('ANSIBLE_CONFIG', None)
+    if ANSIBLE_CFG.exists():
+        run_env['ANSIBLE_CONFIG'] = str(ANSIBLE_CFG)
+    run_env.update({
+        'ANSIBLE_STRATEGY': strategy,
+        'ANSIBLE_HOST_KEY_CHECKING': 'True',
+        'ANSIBLE_PIPELINING': 'True',
+        'ANSIBLE_CALLBACKS_ENABLED': 'svc_results',
+        'ANSIBLE_CALLBACK_PLUGINS': str(CALLBACK_DIR),
+        'SVC_RESULTS_FILE': str(results_file),
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'ansible-tmp'),
+        # Plugins import ansible_svc; make it importable even from a venv
+        # where the project is not pip-installed.
+        'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])),
+    })
+    for key, value in (env or {}).items():
+        if value is None:
+            run_env.pop(key, None)
+        else:
+            run_env[key] = str(value)
+
+    start = time.monotonic()
+    # Own session so a timeout can kill ansible's workers and ssh children too.
+    proc = subprocess.Popen(cmd, cwd=cwd or tmp_path, env=run_env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        result = PlaybookResult(-9, stdout, stderr, time.monotonic() - start, command=cmd)
+        pytest.fail(f'ansible-playbook timed out after {timeout}s\n{result.output}', pytrace=False)
+    duration = time.monotonic() - start
+
+    results, stats = [], {}
+    if results_file.exists():
+        for line in results_file.read_text().splitlines():
+            record = json.loads(line)
+            if record.pop('event') == 'stats':
+                stats = record['stats']
+            else:
+                results.append(record)
+    return PlaybookResult(proc.returncode, stdout, stderr, duration, results, stats, cmd)
