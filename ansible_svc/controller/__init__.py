@@ -1,0 +1,1 @@
+"""Controller side: code that runs in ``ansible-playbook`` and its workers."""

@@ -1,0 +1,107 @@
+"""Recognise an AnsiballZ module payload and take it apart.
+
+Runs in Ansible worker processes. Global state: the content-addressed
+payload directory on the controller (shared by the run's workers and read by
+the mux).
+
+Ansible builds every new-style Python module into an AnsiballZ wrapper: a
+script that ends in one call, ``_ansiballz_main(key=value, ...)``, carrying
+the zipped module with its ``module_utils``, the serialized arguments and a
+few settings. With pipelining the wrapper reaches ``exec_command`` as stdin.
+Rather than run it in a fresh interpreter, we split it: the zip travels once
+per target (by content hash), and each task sends only its arguments.
+
+Letting Ansible build the wrapper keeps everything it decides (module
+lookup, ``module_utils`` discovery and redirects, interpreter discovery,
+argument serialization profiles) exactly as vanilla.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+#: Marker line that every ansible-core 2.19 AnsiballZ wrapper carries.
+WRAPPER_MARKER = b"_ANSIBALLZ_WRAPPER = True"
+
+#: The call that ends the wrapper.
+MAIN_CALL = b"_ansiballz_main("
+
+#: Keyword arguments the 2.19 wrapper passes, all needed to run the module.
+REQUIRED_KEYS = ("zip_data", "ansible_module", "module_fqn", "params", "profile", "extensions")
+
+
+class NotAnsiballZ(Exception):
+    """The data is not an AnsiballZ wrapper we know how to take apart."""
+
+
+@dataclass(frozen=True)
+class ModulePayload:
+    """What a task needs to run a module on a target interpreter."""
+
+    interpreter: str
+    module_name: str
+    module_fqn: str
+    params: bytes
+    profile: str
+    extensions: dict
+    rlimit_nofile: int
+    zip_data: bytes
+    key: str
+
+
+def is_wrapper(data: bytes | None) -> bool:
+    return bool(data) and WRAPPER_MARKER in data[:4096]
+
+
+def parse(data: bytes) -> ModulePayload:
+    """Take an AnsiballZ wrapper apart; raise :class:`NotAnsiballZ`."""
+    if not is_wrapper(data):
+        raise NotAnsiballZ("no AnsiballZ marker")
+    first_line = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if not first_line.startswith("#!"):
+        raise NotAnsiballZ("no interpreter line")
+    start = data.rfind(MAIN_CALL)
+    if start < 0:
+        raise NotAnsiballZ("no _ansiballz_main call")
+    try:
+        tree = ast.parse(data[start:].decode("utf-8"), mode="exec")
+        call = tree.body[0].value
+        kwargs = {}
+        for kw in call.keywords:
+            if kw.arg == "date_time":
+                continue  # only stamps the zip's sitecustomize entry
+            kwargs[kw.arg] = ast.literal_eval(kw.value)
+    except (SyntaxError, ValueError, AttributeError, IndexError, UnicodeDecodeError) as exc:
+        raise NotAnsiballZ("unexpected wrapper layout: %s" % exc) from exc
+    missing = [k for k in REQUIRED_KEYS if k not in kwargs]
+    if missing:
+        raise NotAnsiballZ("wrapper lacks %s" % ", ".join(missing))
+    zip_data = base64.b64decode(kwargs["zip_data"])
+    return ModulePayload(
+        interpreter=first_line[2:].strip(),
+        module_name=kwargs["ansible_module"],
+        module_fqn=kwargs["module_fqn"],
+        params=kwargs["params"].encode("utf-8"),
+        profile=kwargs["profile"],
+        extensions=kwargs["extensions"],
+        rlimit_nofile=int(kwargs.get("rlimit_nofile") or 0),
+        zip_data=zip_data,
+        key=hashlib.sha1(zip_data).hexdigest(),
+    )
+
+
+def store(payload: ModulePayload, directory: str) -> str:
+    """Write the payload's zip under its hash once; return the file path."""
+    path = os.path.join(directory, payload.key + ".zip")
+    if not os.path.exists(path):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".part-")
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(payload.zip_data)
+        os.rename(tmp, path)
+    return path

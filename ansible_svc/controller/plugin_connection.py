@@ -1,0 +1,201 @@
+"""The connection plugin class behind ``svc_ssh`` and ``svc_local``.
+
+Runs in Ansible worker processes (and in the controller for
+``meta: reset_connection``). Global state: none beyond the process's mux
+attachment. This is the one place that translates Ansible's connection API
+(options, become plugin, shell plugin, exceptions) into a
+:class:`ansible_svc.controller.session.Session`.
+
+Two details of Ansible's action layer are bridged here:
+
+* Become. ActionBase wraps sudoable commands with the become plugin's
+  command line; we run them in a second interpreter that already is the
+  become user instead. :class:`BecomeRequest` keeps Ansible's own decision
+  (same-user rules, ``sudoable``) and only records it.
+* Module environment. Ansible puts ``environment:`` into the module's shell
+  command line. We do not run that command line, so the connection's shell
+  plugin hands us the environment it was asked to render.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import (
+    AnsibleAuthenticationFailure,
+    AnsibleConnectionFailure,
+    AnsibleError,
+    AnsibleFileNotFound,
+)
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase, ensure_connect
+from ansible.utils.display import Display
+
+from ansible_svc.controller import ansiballz, mux_client, spec as specs
+from ansible_svc.controller.session import (
+    AuthenticationFailed,
+    BecomeFailed,
+    RemoteError,
+    Session,
+    SessionError,
+    TargetUnreachable,
+)
+
+display = Display()
+
+
+class BecomeRequest(object):
+    """Stands in for the become plugin on the connection.
+
+    Everything is delegated to the real plugin, except that building the
+    become command line only records that this command must run as the become
+    user, and returns the command unchanged.
+    """
+
+    def __init__(self, plugin, connection):
+        self._plugin = plugin
+        self._connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self._plugin, name)
+
+    def build_become_command(self, cmd, shell):
+        self._connection._become_next = True
+        return cmd
+
+
+class SvcConnectionBase(ConnectionBase):
+    """Shared logic of our connection plugins; subclasses build the spec."""
+
+    has_pipelining = True
+    #: Which session-level shell runs commands: None is the login shell.
+    command_shell: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._session: Session | None = None
+        self._become_next = False
+        self._module_env: dict = {}
+        self.cwd = None
+        render_env = self._shell.env_prefix
+
+        def env_prefix(**env):
+            self._module_env = {specs.plain(str(k)): specs.plain(str(v)) for k, v in env.items()}
+            return render_env(**env)
+
+        self._shell.env_prefix = env_prefix
+
+    # -- Ansible's hooks -----------------------------------------------------
+
+    def set_become_plugin(self, plugin):
+        self.become = BecomeRequest(plugin, self) if plugin is not None else None
+
+    def is_pipelining_enabled(self, wrap_async: bool = False) -> bool:
+        # Modules always travel by RPC; async jobs still use Ansible's
+        # async_wrapper through temporary files.
+        from ansible import constants as C
+        return not wrap_async and not C.DEFAULT_KEEP_REMOTE_FILES
+
+    def build_spec(self) -> dict:
+        raise NotImplementedError
+
+    def _connect(self):
+        if self._session is None:
+            spec = self.build_spec()
+            spec["become"] = specs.become_spec(self.become._plugin) if self.become else None
+            self._session = Session(spec)
+            display.vvv("ESTABLISH %s CONNECTION FOR USER: %s" % (spec["transport"].upper(), spec.get("user") or "(current)"), host=spec.get("host"))
+        self._connected = True
+        return self
+
+    def _take_become(self) -> bool:
+        become, self._become_next = self._become_next, False
+        return become
+
+    @ensure_connect
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        become = self._take_become() and sudoable
+        env, self._module_env = self._module_env, {}
+        with self._errors():
+            if ansiballz.is_wrapper(in_data):
+                try:
+                    payload = ansiballz.parse(in_data)
+                except ansiballz.NotAnsiballZ as exc:
+                    display.vvvv("running the module payload as a plain command: %s" % exc, host=self._host())
+                else:
+                    display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
+                    cwd = specs.plain(to_text(self.cwd)) if self.cwd else None
+                    return self._session.run_module(payload, become, env, cwd)
+            display.vvv("EXEC %s" % to_text(cmd), host=self._host())
+            cwd = specs.plain(to_text(self.cwd)) if self.cwd else None
+            stdin = bytes(to_bytes(in_data)) if in_data is not None else None
+            return self._session.run_command(specs.plain(to_text(cmd)), stdin, become, self.command_shell, cwd)
+
+    @ensure_connect
+    def put_file(self, in_path, out_path):
+        super().put_file(in_path, out_path)
+        display.vvv("PUT %s TO %s" % (in_path, out_path), host=self._host())
+        if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
+            raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
+        with self._errors():
+            self._session.put_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+
+    @ensure_connect
+    def fetch_file(self, in_path, out_path):
+        super().fetch_file(in_path, out_path)
+        display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._host())
+        with self._errors():
+            self._session.fetch_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+
+    def close(self):
+        if self._session is not None:
+            try:
+                self._session.close()
+            finally:
+                mux_client.detach()
+        self._connected = False
+
+    def reset(self):
+        if self._session is None:
+            self._connect()
+        try:
+            with self._errors():
+                self._session.reset()
+        finally:
+            self._session = None
+            self._connected = False
+            mux_client.detach()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _host(self):
+        return self._session.spec.get("host") if self._session else None
+
+    def _errors(self):
+        return _ErrorMapper(self)
+
+
+class _ErrorMapper(object):
+    """Translate session failures into Ansible's exceptions (STYLE table)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or not isinstance(exc, (SessionError, mux_client.MuxUnavailable)):
+            return False
+        host = self.connection._host()
+        if isinstance(exc, AuthenticationFailed):
+            raise AnsibleAuthenticationFailure("Failed to authenticate to %s: %s" % (host, exc)) from exc
+        if isinstance(exc, (TargetUnreachable, mux_client.MuxUnavailable)):
+            self.connection._session and self.connection._session.forget()
+            raise AnsibleConnectionFailure("Failed to connect to %s: %s" % (host, exc)) from exc
+        if isinstance(exc, BecomeFailed):
+            raise AnsibleError("Become failed on %s: %s" % (host, exc)) from exc
+        if isinstance(exc, RemoteError):
+            raise AnsibleError("Error on %s: %s" % (host, exc)) from exc
+        raise AnsibleError("ansible-svc: %s" % exc) from exc

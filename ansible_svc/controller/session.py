@@ -1,0 +1,199 @@
+"""A worker's session with one target: commands, files and module jobs.
+
+Runs in Ansible worker processes (and briefly in the controller for
+``reset``). Global state: none of its own; it uses the process's mux
+attachment (``mux_client``). It knows nothing of Ansible: it takes a plain
+spec dict and raises the exceptions below, which the plugin layer maps to
+Ansible's outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+import mitogen.core
+import mitogen.select
+
+from ansible_svc import names
+from ansible_svc.controller import ansiballz, mux_client
+from ansible_svc.target import commands, modules
+
+LOG = logging.getLogger(__name__)
+
+#: After the target acknowledged a job, how long its pushed result may take
+#: to come through the mux (it was sent before the acknowledgement).
+RESULT_GRACE = 30.0
+
+#: Chunk size for fetching files from targets.
+FETCH_CHUNK = 4 * 1024 * 1024
+
+
+class SessionError(Exception):
+    """Base of the failures a session reports."""
+
+
+class TargetUnreachable(SessionError):
+    """The target could not be reached, or its interpreter went away."""
+
+
+class AuthenticationFailed(SessionError):
+    """The target refused the login credentials."""
+
+
+class BecomeFailed(SessionError):
+    """The become method refused (wrong or missing password, sudoers)."""
+
+
+class RemoteError(SessionError):
+    """A function on the target raised; the message keeps its traceback."""
+
+
+_ERRORS = {"unreachable": TargetUnreachable, "auth": AuthenticationFailed, "become": BecomeFailed, "failed": SessionError}
+
+
+class Session(object):
+    """Contexts for one target spec, taken from the mux connection cache."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self._held: list[dict] = []
+        self._contexts: dict[tuple, object] = {}
+
+    # -- contexts ---------------------------------------------------------
+
+    def _call_mux(self, method: str, **kwargs):
+        attachment = mux_client.attach()
+        try:
+            return attachment.mux.call_service(names.CONNECTIONS, method, **kwargs)
+        except mitogen.core.ChannelError as exc:
+            raise TargetUnreachable("lost the ansible-svc mux: %s" % exc) from exc
+
+    def context(self, become: bool, python: str | None = None):
+        """The target context to address, connecting through the mux."""
+        wanted = (become, python)
+        ctx = self._contexts.get(wanted)
+        if ctx is not None:
+            return ctx
+        spec = dict(self.spec, python=python)
+        if not become:
+            spec["become"] = None
+        reply = self._call_mux("get", spec=spec)
+        if "error" in reply:
+            error = reply["error"]
+            raise _ERRORS.get(error["kind"], SessionError)(error["msg"])
+        self._held.append(spec)
+        self._contexts[wanted] = reply["context"]
+        LOG.debug("using %s for %s", reply["context"].name, self.spec.get("host"))
+        return reply["context"]
+
+    def _call(self, become, fn, *args, python=None, **kwargs):
+        ctx = self.context(become, python)
+        try:
+            return ctx.call(fn, *args, **kwargs)
+        except mitogen.core.CallError as exc:
+            raise RemoteError(str(exc)) from exc
+        except mitogen.core.ChannelError as exc:
+            self.forget()
+            raise TargetUnreachable("the target interpreter went away: %s" % exc) from exc
+
+    def close(self) -> None:
+        """Return the references this session took."""
+        if self._held and mux_client.socket_path():
+            attachment = mux_client.attach()
+            for spec in self._held:
+                attachment.mux.call_service_async(names.CONNECTIONS, "put", spec=spec).close()
+        self._held = []
+        self._contexts = {}
+
+    def forget(self) -> None:
+        """Drop cached contexts so that the next call reconnects."""
+        self._contexts = {}
+
+    def reset(self) -> int:
+        """Shut down the target's interpreters (``meta: reset_connection``)."""
+        self._contexts = {}
+        return self._call_mux("reset", spec=self.spec)
+
+    # -- commands and files -----------------------------------------------
+
+    def run_command(self, cmd: str, stdin: bytes | None, become: bool, shell: str | None, cwd: str | None):
+        rc, out, err = self._call(become, commands.run_command, cmd, stdin=stdin, shell=shell, cwd=cwd)
+        return rc, bytes(out), bytes(err)
+
+    def put_file(self, local_path: str, remote_path: str, become: bool = False) -> None:
+        size = os.path.getsize(local_path)
+        if size <= commands.INLINE_FILE_LIMIT:
+            with open(local_path, "rb") as fp:
+                data = mitogen.core.Blob(fp.read())
+            self._call(become, commands.write_file, remote_path, data)
+            return
+        attachment = mux_client.attach()
+        attachment.mux.call_service(names.FILES, "register", path=local_path)
+        self._call(become, commands.pull_file, remote_path, attachment.mux.context_id, local_path)
+
+    def fetch_file(self, remote_path: str, local_path: str, become: bool = False) -> None:
+        size = self._call(become, commands.file_size, remote_path)
+        with open(local_path, "wb") as fp:
+            offset = 0
+            while offset < size:
+                chunk = self._call(become, commands.read_chunk, remote_path, offset, FETCH_CHUNK)
+                if not chunk:
+                    break
+                fp.write(chunk)
+                offset += len(chunk)
+
+    # -- module jobs --------------------------------------------------------
+
+    def run_module(self, payload: ansiballz.ModulePayload, become: bool, env: dict, cwd: str | None):
+        """Run a module job; return ``(rc, stdout, stderr)`` as a pipe would."""
+        attachment = mux_client.attach()
+        ctx = self.context(become, payload.interpreter)
+        path = ansiballz.store(payload, os.path.join(os.path.dirname(mux_client.socket_path()), "payloads"))
+        job_id = secrets.token_hex(16)
+        spec = {
+            "params": payload.params,
+            "profile": payload.profile,
+            "module_fqn": payload.module_fqn,
+            "extensions": payload.extensions,
+            "rlimit_nofile": payload.rlimit_nofile,
+            "env": env,
+            "cwd": cwd,
+        }
+        results = mitogen.core.Receiver(attachment.router)
+        mux = attachment.mux
+        mux.call_service_async(names.PUSH_FILES, "propagate_to", context=ctx, path=path).close()
+        mux.call_service_async(names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx).close()
+        ack = ctx.call_async(modules.run_module, job_id, mux.context_id, path, spec)
+        try:
+            return self._await_result(results, ack, job_id)
+        finally:
+            results.close()
+            ack.close()
+
+    def _await_result(self, results, ack, job_id):
+        with mitogen.select.Select([results, ack], oneshot=False) as select:
+            acked = False
+            while True:
+                try:
+                    msg = select.get(timeout=RESULT_GRACE if acked else None)
+                except mitogen.core.TimeoutError:
+                    raise SessionError("job %s finished on the target but its result did not arrive" % job_id)
+                if msg.receiver is results:
+                    result = msg.unpickle()
+                    break
+                try:
+                    reply = msg.unpickle()
+                except mitogen.core.CallError as exc:
+                    raise RemoteError(str(exc)) from exc
+                except mitogen.core.ChannelError as exc:
+                    self.forget()
+                    raise TargetUnreachable("the target interpreter went away during the task: %s" % exc) from exc
+                if not reply.get("pushed"):
+                    raise SessionError("the mux refused the result of job %s" % job_id)
+                acked = True
+                select.remove(ack)
+        if "error" in result:
+            raise SessionError(result["error"])
+        return result["rc"], bytes(result["stdout"]), bytes(result["stderr"])

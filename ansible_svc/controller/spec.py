@@ -1,0 +1,129 @@
+"""Build the plain-dict connection spec from resolved plugin options.
+
+Runs in Ansible worker processes. Global state: none.
+
+A spec is what the mux's ConnectionService keys its cache on and connects
+with. It is built once per connection from ``get_option`` values, which
+Ansible has already resolved per host (variables, keywords, CLI, env, ini,
+templating), so nothing leaks between hosts.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import mitogen.core
+
+#: ssh options that would start a shared ControlMaster outliving the run. The
+#: interpreter's own ssh connection is persistent already, so they only leave
+#: processes behind; we drop them.
+CONTROL_OPTIONS = ("controlmaster", "controlpersist", "controlpath")
+
+#: ``ansible_python_interpreter`` values that ask Ansible to discover it.
+DISCOVERY_VALUES = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+
+
+def split_ssh_args(*strings: str | None) -> list[str]:
+    """Split ssh argument strings and drop ControlMaster-family options."""
+    args: list[str] = []
+    for string in strings:
+        if string:
+            args.extend(shlex.split(string))
+    kept: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        option = None
+        if arg == "-o" and i + 1 < len(args):
+            option, skip = args[i + 1], True
+        elif arg.startswith("-o") and len(arg) > 2:
+            option = arg[2:]
+        if option is not None:
+            name = option.replace("=", " ").split(None, 1)[0].lower()
+            if name in CONTROL_OPTIONS:
+                continue
+            kept.extend(["-o", option])
+            continue
+        kept.append(arg)
+    return kept
+
+
+def plain(value):
+    """Copy `value` into builtin types.
+
+    ansible-core 2.19 hands out tagged subclasses of str and int; they must
+    not cross the wire (targets and the mux cannot, and need not, unpickle
+    Ansible's classes).
+    """
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def python_for(interpreter: str | None) -> str | None:
+    """An explicit interpreter to start targets with, or None for discovery."""
+    if not interpreter or interpreter.strip() in DISCOVERY_VALUES:
+        return None
+    return interpreter.strip()
+
+
+def secret(value: str | None):
+    return mitogen.core.Secret(value) if value else None
+
+
+def ssh_spec(get_option) -> dict:
+    """Spec for ``svc_ssh`` from its resolved options."""
+    get_option = _plain_options(get_option)
+    host_key_checking = get_option("host_key_checking")
+    return {
+        "transport": "ssh",
+        "host": get_option("host"),
+        "port": get_option("port"),
+        "user": get_option("remote_user"),
+        "password": secret(get_option("password")),
+        "identity_file": get_option("private_key_file"),
+        "ssh_path": get_option("ssh_executable") or "ssh",
+        "ssh_args": split_ssh_args(get_option("ssh_args"), get_option("ssh_common_args"), get_option("ssh_extra_args")),
+        "check_host_keys": "enforce" if host_key_checking else "ignore",
+        "timeout": get_option("timeout"),
+        "default_python": python_for(get_option("python_interpreter")),
+    }
+
+
+def local_spec(get_option) -> dict:
+    get_option = _plain_options(get_option)
+    return {
+        "transport": "local",
+        "host": "localhost",
+        "timeout": get_option("timeout"),
+        "default_python": python_for(get_option("python_interpreter")),
+    }
+
+
+def _plain_options(get_option):
+    return lambda name: plain(get_option(name))
+
+
+def become_spec(plugin) -> dict:
+    """Become settings of the task's become plugin."""
+    get_option = _plain_options(plugin.get_option)
+    name = plain(plugin.name).rsplit(".", 1)[-1] if plugin.name.startswith("ansible.builtin.") else plugin.name
+    return {
+        "method": name,
+        "user": get_option("become_user") or "root",
+        "password": secret(get_option("become_pass")),
+        "exe": get_option("become_exe") or name,
+        "flags": get_option("become_flags") or "",
+    }

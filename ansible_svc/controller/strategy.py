@@ -1,0 +1,59 @@
+"""What the ``svc_*`` strategies do before Ansible's own strategy runs.
+
+Runs in the ``ansible-playbook`` controller process. Global state: the run's
+mux (``mux_process``), and one wrapper installed on Ansible's connection
+plugin loader so that ``ssh`` and ``local`` hosts are served by our plugins.
+Every other connection type (paramiko, winrm, docker, network_cli, ...) is
+loaded untouched and runs vanilla, in the same play.
+"""
+
+from __future__ import annotations
+
+from ansible_svc.controller import mux_process
+
+#: Connection names we serve, and the plugin that serves each.
+REDIRECTS = {
+    "ssh": "svc_ssh",
+    "ansible.builtin.ssh": "svc_ssh",
+    "ansible.legacy.ssh": "svc_ssh",
+    "smart": "svc_ssh",
+    "local": "svc_local",
+    "ansible.builtin.local": "svc_local",
+    "ansible.legacy.local": "svc_local",
+}
+
+#: Service pool threads beyond one per fork: connects block a thread for
+#: their duration, and results and file pushes need threads meanwhile.
+POOL_HEADROOM = 8
+
+
+def plugin_prefix(strategy_load_name: str) -> str:
+    """``ns.coll.`` when the strategy was loaded by FQCN, else ``''``."""
+    if "." in strategy_load_name:
+        return strategy_load_name.rsplit(".", 1)[0] + "."
+    return ""
+
+
+def redirect_connections(loader, prefix: str) -> None:
+    """Make `loader` hand out our plugins for the names in REDIRECTS."""
+    if getattr(loader, "_ansible_svc_prefix", None) is not None:
+        loader._ansible_svc_prefix = prefix
+        return
+    loader._ansible_svc_prefix = prefix
+    original = loader.get_with_context
+
+    def get_with_context(name, *args, **kwargs):
+        target = REDIRECTS.get(name)
+        if target is not None:
+            name = loader._ansible_svc_prefix + target
+        return original(name, *args, **kwargs)
+
+    loader.get_with_context = get_with_context
+
+
+def install(strategy_load_name: str, forks: int, verbosity: int) -> None:
+    """Start the mux (once per run) and route ssh/local hosts through it."""
+    from ansible.plugins.loader import connection_loader
+
+    mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
+    redirect_connections(connection_loader, plugin_prefix(strategy_load_name))

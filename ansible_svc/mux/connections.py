@@ -1,0 +1,276 @@
+"""ConnectionService: the cache of target interpreters.
+
+Runs in the mux. Global state: the cache of this one service instance, keyed
+by everything that makes two connections different (transport, address,
+account, ssh options, interpreter, become settings), never by secrets.
+
+How it works:
+
+1. A worker calls ``get(spec)`` with a plain-dict spec built from its
+   connection plugin's options (``ansible_svc.controller.spec``).
+2. The first caller for a key starts the login interpreter (ssh or local),
+   and for become a second interpreter from it (sudo, su); concurrent callers
+   for the same key wait on a per-key lock, so a host is connected once.
+3. Callers get the context to address and a reference; ``put`` returns it.
+   A context that disconnects is dropped from the cache, so the next
+   ``get`` builds a new one: a dead interpreter is rebuilt transparently.
+4. ``reset(spec)`` (``meta: reset_connection``) shuts the entry down.
+
+Errors are returned, not raised, as ``{"error": {"kind", "msg"}}`` so the
+worker can map them to Ansible's UNREACHABLE / FAILED exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+
+import mitogen.core
+import mitogen.parent
+import mitogen.service
+import mitogen.ssh
+import mitogen.su
+import mitogen.sudo
+
+from ansible_svc.target import commands
+
+LOG = logging.getLogger(__name__)
+
+#: Become methods we start as a second interpreter, and mitogen's name for
+#: each. Others are refused with a clear error rather than half-supported.
+BECOME_METHODS = {"sudo": "sudo", "su": "su"}
+
+
+#: Interpreter started when neither the task nor the inventory names one.
+DEFAULT_PYTHON = "python3"
+
+
+def base_key(spec: dict) -> tuple:
+    """Everything that distinguishes a login, minus secrets and python."""
+    return (
+        spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"),
+        spec.get("identity_file"), spec.get("ssh_path"), tuple(spec.get("ssh_args") or ()),
+        spec.get("check_host_keys"),
+    )
+
+
+def become_key(spec: dict):
+    become = spec.get("become")
+    if not become:
+        return None
+    return (become.get("method"), become.get("user"), become.get("exe"), become.get("flags"))
+
+
+class Entry(object):
+    """One cached interpreter and who holds it."""
+
+    __slots__ = ("context", "info", "refs")
+
+    def __init__(self, context, info):
+        self.context = context
+        self.info = info
+        self.refs = 0
+
+
+def classify(exc: BaseException) -> str:
+    """Map a connection failure to the Ansible outcome it must produce."""
+    if isinstance(exc, (mitogen.sudo.PasswordError, mitogen.su.PasswordError)):
+        return "become"
+    if isinstance(exc, mitogen.ssh.PasswordError):
+        return "auth"
+    if isinstance(exc, mitogen.ssh.HostKeyError):
+        return "unreachable"
+    if isinstance(exc, (mitogen.core.StreamError, mitogen.core.ChannelError, mitogen.core.TimeoutError, EOFError, OSError)):
+        return "unreachable"
+    return "failed"
+
+
+class ConnectionService(mitogen.service.Service):
+    """Connect once per key, share the interpreter between workers.
+
+    Entries are keyed ``(base_key, become_key, real interpreter path)``.
+    Requests name an interpreter as Ansible does (``/usr/bin/python3``,
+    ``python3``, a discovered ``/usr/bin/python3.11``, or None for "any"); the
+    alias table maps each spelling to the entry whose interpreter it really
+    is, so one host gets one login interpreter in the common case.
+    """
+
+    def __init__(self, router):
+        super().__init__(router)
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, Entry] = {}
+        self._aliases: dict[tuple, tuple] = {}
+        self._key_locks: dict[tuple, threading.Lock] = {}
+        self.connects = 0
+
+    def _key_lock(self, key):
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _by_alias(self, alias):
+        with self._lock:
+            key = self._aliases.get(alias)
+            return self._entries.get(key) if key else None
+
+    def _add(self, key, alias, entry):
+        with self._lock:
+            self._entries[key] = entry
+            self._aliases[alias] = key
+        mitogen.core.listen(entry.context, "disconnect", lambda: self._forget(key, entry.context))
+
+    def _forget(self, key, context):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.context is not context:
+                return
+            del self._entries[key]
+            for alias in [a for a, k in self._aliases.items() if k == key]:
+                del self._aliases[alias]
+        LOG.info("disconnected: %s", context.name)
+
+    def _same_login(self, base, become):
+        with self._lock:
+            return [(k, e) for k, e in self._entries.items() if k[0] == base and k[1] == become]
+
+    def _start(self, key_prefix, alias, start, python):
+        context = start(python)
+        try:
+            info = context.call(commands.describe)
+        except mitogen.core.Error:
+            context.shutdown()
+            raise
+        entry = Entry(context, info)
+        self.connects += 1
+        self._add(key_prefix + (info["python_real"],), alias, entry)
+        LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
+        return entry
+
+    def _login(self, spec):
+        base = base_key(spec)
+        python = spec.get("python")
+        alias = (base, None, python)
+        entry = self._by_alias(alias)
+        if entry is not None:
+            return entry
+        with self._key_lock((base, None)):
+            entry = self._by_alias(alias)
+            if entry is not None:
+                return entry
+            existing = self._same_login(base, None)
+            for key, candidate in existing:
+                if python is None:
+                    real = key[2]
+                else:
+                    real = candidate.context.call(commands.resolve_python, python)
+                if real == key[2]:
+                    with self._lock:
+                        self._aliases[alias] = key
+                    return candidate
+            start_with = python or spec.get("default_python") or DEFAULT_PYTHON
+            return self._start((base, None), alias, lambda p: self._start_login(spec, p), start_with)
+
+    def _become(self, spec, login):
+        base, become = base_key(spec), become_key(spec)
+        alias = (base, become, login.info["python_real"])
+        entry = self._by_alias(alias)
+        if entry is not None:
+            return entry
+        with self._key_lock((base, become)):
+            entry = self._by_alias(alias)
+            if entry is not None:
+                return entry
+            return self._start((base, become), alias, lambda p: self._start_become(spec, login.context, p), login.info["python"])
+
+    def _start_login(self, spec, python):
+        common = dict(python_path=shlex.split(python), connect_timeout=spec.get("timeout") or 30, remote_name="ansible-svc")
+        if spec["transport"] == "local":
+            return self.router.local(**common)
+        return self.router.ssh(
+            hostname=spec["host"],
+            port=spec.get("port"),
+            username=spec.get("user"),
+            identity_file=spec.get("identity_file"),
+            # Vanilla ssh adds neither; -C comes from ssh_args, as in vanilla.
+            identities_only=False,
+            compression=False,
+            password=spec.get("password"),
+            ssh_path=spec.get("ssh_path") or "ssh",
+            ssh_args=list(spec.get("ssh_args") or ()),
+            check_host_keys=spec.get("check_host_keys") or "enforce",
+            **common,
+        )
+
+    def _start_become(self, spec, login, python):
+        become = spec["become"]
+        method = BECOME_METHODS.get(become["method"])
+        if method is None:
+            raise ValueError(
+                "become method %r is not supported by ansible-svc (supported: %s); "
+                "use a vanilla connection for this host" % (become["method"], ", ".join(sorted(BECOME_METHODS)))
+            )
+        kwargs = dict(
+            via=login,
+            username=become.get("user") or "root",
+            password=become.get("password"),
+            python_path=[python],
+            connect_timeout=spec.get("timeout") or 30,
+        )
+        if method == "sudo":
+            kwargs.update(sudo_path=become.get("exe") or "sudo", sudo_args=shlex.split(become.get("flags") or ""))
+        else:
+            kwargs.update(su_path=become.get("exe") or "su")
+        return getattr(self.router, method)(**kwargs)
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.arg_spec({"spec": dict})
+    def get(self, spec):
+        """Return ``{"context", "login", "info"}`` or ``{"error"}``."""
+        try:
+            login = self._login(spec)
+            entry = self._become(spec, login) if spec.get("become") else login
+        except Exception as exc:
+            LOG.info("connect failed for %s: %s", spec.get("host"), exc)
+            return {"error": {"kind": classify(exc), "msg": str(exc), "type": type(exc).__name__}}
+        with self._lock:
+            entry.refs += 1
+        return {"context": entry.context, "login": login.context, "info": entry.info}
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.no_reply()
+    @mitogen.service.arg_spec({"spec": dict})
+    def put(self, spec):
+        """Return a reference taken by ``get``."""
+        with self._lock:
+            for key, entry in self._entries.items():
+                if key[0] == base_key(spec) and key[1] == become_key(spec) and entry.refs > 0:
+                    entry.refs -= 1
+                    break
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.arg_spec({"spec": dict})
+    def reset(self, spec):
+        """Shut down every interpreter of `spec`'s login (``reset_connection``)."""
+        base = base_key(spec)
+        with self._lock:
+            doomed = [(k, e) for k, e in self._entries.items() if k[0] == base]
+            for key, _ in doomed:
+                del self._entries[key]
+            for alias in [a for a, k in self._aliases.items() if k[0] == base]:
+                del self._aliases[alias]
+        # Become interpreters first: they live inside the login ones.
+        for _, entry in sorted(doomed, key=lambda item: item[0][1] is None):
+            try:
+                entry.context.shutdown(wait=True)
+            except mitogen.core.Error as exc:
+                LOG.debug("reset: %s: %s", entry.context.name, exc)
+        return len(doomed)
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    def stats(self):
+        """Counters for tests and debugging."""
+        with self._lock:
+            return {
+                "connects": self.connects,
+                "entries": [{"name": e.context.name, "refs": e.refs, "pid": e.info["pid"]} for e in self._entries.values()],
+            }

@@ -1,0 +1,156 @@
+"""JobResultService: where module results meet whoever waits for them.
+
+Runs in the mux. Global state: the job table of this one service instance.
+
+How it works:
+
+1. A worker picks a random job id and calls ``listen(job_id, sender,
+   context)`` without waiting for a reply. That issues the id to `context`
+   (the target interpreter that will run the job) and names where the result
+   goes.
+2. The target runs the job and calls ``push(job_id, result)``. A push is
+   accepted only from the context the id was issued to; anything else is
+   refused and logged.
+3. The result is sent to the listener at once, and the job forgotten.
+   ``get(job_id)`` answers without blocking, for pollers of jobs that have
+   no listener.
+
+The listen and the push arrive on different streams and may be handled by
+different pool threads in either order, so a push for an id not issued yet
+is parked (with the pusher's identity) for ``UNCLAIMED_TTL`` seconds and
+checked when the listen arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import mitogen.core
+import mitogen.service
+
+LOG = logging.getLogger(__name__)
+
+#: How long a pushed result waits for its listener before it is dropped, and
+#: how long a delivered result stays available to ``get``.
+UNCLAIMED_TTL = 600.0
+
+#: Upper bound on parked jobs, so a misbehaving target cannot grow the mux.
+MAX_PARKED = 10000
+
+
+class Job(object):
+    __slots__ = ("job_id", "owner_id", "sender", "result", "pusher_id", "stamp")
+
+    def __init__(self, job_id):
+        self.job_id = job_id
+        self.owner_id = None
+        self.sender = None
+        self.result = None
+        self.pusher_id = None
+        self.stamp = time.monotonic()
+
+
+class JobResultService(mitogen.service.Service):
+    """Job ids issued to targets, and their results."""
+
+    def __init__(self, router):
+        super().__init__(router)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self.refused = 0
+
+    def _expire_locked(self):
+        if len(self._jobs) < 64:
+            return
+        now = time.monotonic()
+        for job_id in [j for j, job in self._jobs.items() if now - job.stamp > UNCLAIMED_TTL]:
+            del self._jobs[job_id]
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.no_reply()
+    @mitogen.service.arg_spec({"job_id": str, "sender": mitogen.core.Sender, "context": mitogen.core.Context})
+    def listen(self, job_id, sender, context):
+        """Issue `job_id` to `context`; send its result to `sender`."""
+        with self._lock:
+            self._expire_locked()
+            job = self._jobs.get(job_id)
+            if job is None:
+                job = self._jobs[job_id] = Job(job_id)
+            elif job.owner_id is not None:
+                LOG.warning("job %s: second listen ignored", job_id)
+                return
+            job.owner_id = context.context_id
+            job.sender = sender
+            if job.result is None:
+                return
+            if job.pusher_id != job.owner_id:
+                self._refuse_locked(job, job.pusher_id)
+                return
+        self._deliver(job)
+
+    @mitogen.service.expose(policy=mitogen.service.AllowAny())
+    @mitogen.service.arg_spec({"job_id": str, "result": dict})
+    def push(self, job_id, result, msg):
+        """Deliver `result` for `job_id`; True when accepted."""
+        with self._lock:
+            self._expire_locked()
+            job = self._jobs.get(job_id)
+            if job is None:
+                if len(self._jobs) >= MAX_PARKED:
+                    LOG.warning("job %s: refused push from context %d: too many parked results", job_id, msg.src_id)
+                    self.refused += 1
+                    return False
+                job = self._jobs[job_id] = Job(job_id)
+            elif job.result is not None:
+                self._refuse_locked(job, msg.src_id, "a result was already pushed")
+                return False
+            elif job.owner_id is not None and job.owner_id != msg.src_id:
+                self._refuse_locked(job, msg.src_id)
+                return False
+            job.result = result
+            job.pusher_id = msg.src_id
+            job.stamp = time.monotonic()
+            if job.sender is None:
+                return True
+        self._deliver(job)
+        return True
+
+    def _refuse_locked(self, job, pusher_id, why=None):
+        self.refused += 1
+        LOG.warning(
+            "job %s: refused result pushed by context %s: %s",
+            job.job_id, pusher_id, why or "the job was issued to context %s" % (job.owner_id,),
+        )
+        if job.pusher_id == pusher_id and job.result is not None:
+            job.result = None
+            job.pusher_id = None
+
+    def _deliver(self, job):
+        """Send the result to its listener, then forget the job: a listened
+        job has exactly one reader, and results can be large."""
+        with self._lock:
+            self._jobs.pop(job.job_id, None)
+        try:
+            job.sender.send(job.result)
+        except mitogen.core.Error as exc:
+            LOG.debug("job %s: listener went away: %s", job.job_id, exc)
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.arg_spec({"job_id": str})
+    def get(self, job_id):
+        """Non-blocking status: ``{'state': 'unknown'|'pending'|'done'}``."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return {"state": "unknown"}
+            if job.result is None:
+                return {"state": "pending"}
+            return {"state": "done", "result": job.result}
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    def stats(self):
+        """Counters for tests and debugging."""
+        with self._lock:
+            return {"jobs": len(self._jobs), "refused": self.refused}

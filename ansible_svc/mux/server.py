@@ -1,0 +1,132 @@
+"""The mux process: started once per ``ansible-playbook`` run by the strategy.
+
+Runs in the mux (``python -m ansible_svc.mux``). Global state: the process
+itself: one mitogen broker and router, one service pool, one unix listener.
+
+How it works:
+
+1. The strategy starts this process in its own session (so a Ctrl-C on the
+   terminal reaches the controller, not the connections) with a *lifeline*:
+   the read end of a pipe whose write end only the controller holds.
+2. The mux listens on a unix socket (mode 0600) in a private directory,
+   prints ``READY`` on stdout and closes it.
+3. Workers attach to the socket; targets are children of this router.
+4. When the lifeline reads EOF (the controller exited, crashed or was
+   killed), or on SIGTERM, the broker shuts down: every target stream is
+   disconnected and every child process reaped, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+import mitogen.core
+import mitogen.master
+import mitogen.service
+import mitogen.unix
+
+from ansible_svc.mux.connections import ConnectionService
+from ansible_svc.mux.jobs import JobResultService
+from ansible_svc.target.filecache import PushFileCache
+
+LOG = logging.getLogger(__name__)
+
+#: Packages targets must never receive from the controller: module code is
+#: shipped as AnsiballZ payloads, so a target importing the controller's
+#: ``ansible`` would run different code than vanilla.
+BLOCKED_IMPORTS = ("ansible", "ansible_collections")
+
+#: How long the orderly shutdown may take before the process just exits.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def _configure_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[ansible-svc mux %(process)d] %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    if verbosity >= 5:
+        root.setLevel(logging.DEBUG)
+    elif verbosity >= 4:
+        root.setLevel(logging.WARNING)
+        logging.getLogger("ansible_svc").setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.WARNING)
+        # mitogen logs every lost child at ERROR; the worker reports those.
+        logging.getLogger("mitogen").setLevel(logging.CRITICAL)
+
+
+def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
+    broker = mitogen.master.Broker()
+    router = mitogen.master.Router(broker)
+    # Targets may talk only to their parents: a compromised target cannot
+    # reach other targets, only services exposed to it.
+    router.unidirectional = True
+    for prefix in BLOCKED_IMPORTS:
+        router.responder.blacklist_prefix(prefix)
+
+    pool = mitogen.service.Pool(
+        router,
+        services=[
+            ConnectionService(router),
+            JobResultService(router),
+            mitogen.service.FileService(router),
+            PushFileCache(router=router),
+        ],
+        size=pool_size,
+    )
+    mitogen.unix.Listener.build_stream(router, socket_path)
+
+    done = threading.Event()
+
+    def watch_lifeline():
+        while True:
+            try:
+                if not os.read(lifeline_fd, 4096):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        done.set()
+
+    threading.Thread(target=watch_lifeline, name="lifeline", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    sys.stdout.write("READY %d\n" % os.getpid())
+    sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+    while not done.wait(1.0):
+        pass
+    LOG.debug("shutting down")
+    _shutdown(broker, pool)
+
+
+def _shutdown(broker, pool) -> None:
+    # Exit hard if the orderly path wedges: nothing may hang at exit.
+    timer = threading.Timer(SHUTDOWN_TIMEOUT, os._exit, (1,))
+    timer.daemon = True
+    timer.start()
+    pool.stop(join=False)
+    broker.shutdown()
+    broker.join()
+    timer.cancel()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ansible_svc.mux")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--lifeline-fd", type=int, required=True)
+    parser.add_argument("--pool-size", type=int, default=16)
+    parser.add_argument("--verbosity", type=int, default=0)
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbosity)
+    serve(args.socket, args.lifeline_fd, args.pool_size)
+    return 0

@@ -1,0 +1,10 @@
+"""Names of the mux services, shared by the controller, mux and targets.
+
+Callers address mitogen services by their dotted class name; keeping the names
+here lets workers and targets call them without importing the mux code.
+"""
+
+CONNECTIONS = "ansible_svc.mux.connections.ConnectionService"
+JOBS = "ansible_svc.mux.jobs.JobResultService"
+FILES = "mitogen.service.FileService"
+PUSH_FILES = "ansible_svc.target.filecache.PushFileCache"

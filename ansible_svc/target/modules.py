@@ -1,0 +1,322 @@
+"""Run Ansible new-style Python modules inside a target interpreter.
+
+Runs in target interpreters. Global state: ``_PAYLOADS``, the module payloads
+(AnsiballZ zips) this interpreter has received, with their sources compiled
+once; and ``_PAYLOAD_DIR``, a private directory holding each zip once on disk
+for modules that re-execute themselves (``respawn_module``).
+
+How a task runs:
+
+1. The worker pushed the module's zip through the mux (``filecache``); the
+   runner takes it from the local cache, by content hash, without a round
+   trip when this interpreter has seen it before.
+2. The runner forks. The child gets fresh stdio pipes, the task's
+   environment and working directory, a meta path finder that serves
+   ``ansible.*`` and ``ansible_collections.*`` from the zip (compiled code
+   shared from the parent), and then runs the module exactly as the AnsiballZ
+   wrapper would: through ``ansible.module_utils._internal._ansiballz._loader``.
+3. The parent collects stdout, stderr and the exit status, and pushes them as
+   the job's result to the mux's JobResultService.
+
+Forking keeps the long-lived interpreter untouched by module code: globals,
+monkey-patches, ``sys.exit``, crashes and leaked threads die with the child.
+"""
+
+import atexit
+import errno
+import importlib.abc
+import importlib.util
+import logging
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+import types
+import zipfile
+import io
+
+import mitogen.core
+
+from ansible_svc.target import filecache
+
+#: How long a worker's pushed payload may take to arrive from the mux.
+PAYLOAD_TIMEOUT = 120.0
+
+#: After the module's process exits, how long to keep reading output that a
+#: daemon it left behind may still hold open (vanilla ssh would hang here).
+OUTPUT_GRACE = 2.0
+
+#: Namespaces the payload owns, as the AnsiballZ zip does on sys.path[0].
+OWNED_PREFIXES = ("ansible", "ansible_collections")
+
+_PAYLOADS = {}
+_PAYLOAD_DIR = None
+
+
+class Payload(object):
+    """One AnsiballZ zip: its sources by module name, compiled lazily once."""
+
+    def __init__(self, key, data):
+        self.key = key
+        self.path = _write_payload(key, data)
+        self.entries = {}
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for name in zf.namelist():
+                if not name.endswith(".py"):
+                    continue
+                parts = name[:-3].split("/")
+                is_pkg = parts[-1] == "__init__"
+                if is_pkg:
+                    parts.pop()
+                self.entries[".".join(parts)] = (name, zf.read(name), is_pkg)
+        self._code = {}
+
+    def code(self, fullname):
+        code = self._code.get(fullname)
+        if code is None:
+            name, source, _ = self.entries[fullname]
+            code = compile(source, os.path.join(self.path, name), "exec", dont_inherit=True)
+            self._code[fullname] = code
+        return code
+
+    def warm(self):
+        """Compile every source in the parent, so forked children share it."""
+        for fullname in self.entries:
+            self.code(fullname)
+
+
+class PayloadFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
+    """Serves the payload's modules, and owns its namespaces as a zip would."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = self.payload.entries.get(fullname)
+        if entry is None:
+            return None
+        name, _, is_pkg = entry
+        spec = importlib.util.spec_from_loader(fullname, self, origin=os.path.join(self.payload.path, name), is_package=is_pkg)
+        spec.has_location = True
+        if is_pkg:
+            # Submodules come only from the payload, as from the zip.
+            spec.submodule_search_locations = []
+        return spec
+
+    def is_package(self, fullname):
+        return self.payload.entries[fullname][2]
+
+    def get_source(self, fullname):
+        return self.payload.entries[fullname][1].decode("utf-8")
+
+    def get_code(self, fullname):
+        return self.payload.code(fullname)
+
+    def exec_module(self, module):
+        exec(self.get_code(module.__name__), module.__dict__)
+
+
+def _write_payload(key, data):
+    """Keep one copy of the zip on disk, in a private per-interpreter dir."""
+    global _PAYLOAD_DIR
+    if _PAYLOAD_DIR is None:
+        _PAYLOAD_DIR = tempfile.mkdtemp(prefix="ansible-svc-")
+        atexit.register(_remove_payload_dir, _PAYLOAD_DIR, os.getpid())
+    path = os.path.join(_PAYLOAD_DIR, os.path.basename(key))
+    with open(path, "wb") as fp:
+        fp.write(data)
+    return path
+
+
+def _remove_payload_dir(path, pid):
+    if os.getpid() != pid:
+        return  # a forked child exiting normally must not remove it
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def get_payload(router, key):
+    payload = _PAYLOADS.get(key)
+    if payload is None:
+        service = filecache.get_service(router)
+        data = service.get_bounded(key, PAYLOAD_TIMEOUT)
+        payload = Payload(key, bytes(data))
+        payload.warm()
+        _PAYLOADS[key] = payload
+    return payload
+
+
+def _child_main(payload, spec, out_fd, err_fd):
+    """Body of the forked child. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.closerange(3, _max_fd())
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Keep the old stdio objects alive: collecting them would close fds
+        # 0-2, which now are the task's pipes. The child ends in os._exit.
+        retained = (sys.stdin, sys.stdout, sys.stderr)  # noqa: F841
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=False)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        # Nothing of the parent's plumbing may act in the child: its atexit
+        # hooks, mitogen's log forwarding, and mitogen's importer (which would
+        # ship missing modules from the controller, unlike vanilla).
+        atexit._clear()
+        logging.root.handlers = []
+        sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
+        for name in list(sys.modules):
+            if name.split(".")[0] in OWNED_PREFIXES:
+                del sys.modules[name]
+        sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+        sys.argv = [payload.path]
+        # The wrapper script is __main__ under AnsiballZ; mitogen children
+        # have none, and module_utils.basic imports it.
+        main = types.ModuleType("__main__")
+        main.__file__ = payload.path
+        sys.modules["__main__"] = main
+        _apply_rlimit_nofile(spec.get("rlimit_nofile"))
+        os.environ.update(spec["env"])
+        try:
+            os.chdir(spec["cwd"] or os.path.expanduser("~"))
+        except OSError:
+            os.chdir("/")
+        code = _run_loader(payload, spec)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _apply_rlimit_nofile(wanted):
+    """Raise or lower the soft fd limit as the AnsiballZ wrapper does."""
+    if not wanted:
+        return
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, wanted)
+    if wanted != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except ValueError:
+            pass
+
+
+def _run_loader(payload, spec):
+    """Run the module as the AnsiballZ wrapper's ``invoke_module`` does."""
+    from ansible.module_utils._internal._ansiballz import _loader
+    _loader.run_module(
+        json_params=spec["params"],
+        profile=spec["profile"],
+        module_fqn=spec["module_fqn"],
+        modlib_path=payload.path,
+        extensions=spec["extensions"],
+    )
+    return 0
+
+
+def _exit_code(exc):
+    """Map SystemExit's argument to an exit status, as the interpreter does."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    try:
+        sys.stderr.write("%s\n" % (exc.code,))
+    except Exception:
+        pass
+    return 1
+
+
+def _max_fd():
+    try:
+        return min(os.sysconf("SC_OPEN_MAX"), 65536)
+    except (ValueError, OSError):
+        return 4096
+
+
+def _collect(pid, out_fd, err_fd):
+    """Read both pipes until the child is gone and its output drained."""
+    chunks = {out_fd: [], err_fd: []}
+    open_fds = [out_fd, err_fd]
+    status = None
+    deadline = None
+    while open_fds:
+        timeout = 0.5 if deadline is None else max(0.0, deadline - time.time())
+        try:
+            readable, _, _ = select.select(open_fds, [], [], timeout)
+        except (OSError, select.error) as exc:
+            if exc.args[0] == errno.EINTR:
+                continue
+            raise
+        for fd in readable:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+            else:
+                open_fds.remove(fd)
+        if status is None:
+            waited, st = os.waitpid(pid, os.WNOHANG)
+            if waited:
+                status = st
+                deadline = time.time() + OUTPUT_GRACE
+        elif time.time() >= deadline:
+            break
+    for fd in (out_fd, err_fd):
+        os.close(fd)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        rc = -os.WTERMSIG(status)
+    else:
+        rc = os.WEXITSTATUS(status)
+    return rc, b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
+
+
+def run_payload(payload, spec):
+    """Fork, run the module described by `spec`, return (rc, out, err)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(err_r)
+        _child_main(payload, spec, out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    return _collect(pid, out_r, err_r)
+
+
+@mitogen.core.takes_router
+def run_module(job_id, mux_id, payload_key, spec, router=None):
+    """Run one module job and push its result to the mux's JobResultService.
+
+    Returns a small acknowledgement; the result itself travels through the
+    service so that it reaches whoever listens for the job.
+    """
+    from ansible_svc import names
+    try:
+        payload = get_payload(router, payload_key)
+        rc, out, err = run_payload(payload, spec)
+        result = {"rc": rc, "stdout": mitogen.core.Blob(out), "stderr": mitogen.core.Blob(err)}
+    except mitogen.core.TimeoutError:
+        result = {"error": "module payload %s did not arrive from the controller within %ss" % (payload_key, PAYLOAD_TIMEOUT)}
+    mux = mitogen.core.Context(router, mux_id)
+    accepted = mux.call_service(names.JOBS, "push", job_id=job_id, result=result)
+    return {"pushed": bool(accepted)}

@@ -1,0 +1,76 @@
+# Copyright (c) ansible-svc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = """
+name: svc_local
+short_description: Run tasks on the controller through a persistent Python interpreter
+description:
+  - Starts one Python interpreter on the controller (per account and interpreter) and keeps it for the
+    whole C(ansible-playbook) run; each task is one call to it. With C(become), a second interpreter
+    runs as the become user (C(sudo) or C(su)).
+  - Used automatically for hosts whose connection is C(local) when the play runs with the C(svc_linear)
+    strategy. Like C(ansible.builtin.local), modules and commands run in the playbook's directory.
+author: ansible-svc contributors
+version_added: 0.1.0
+options:
+  python_interpreter:
+    description:
+      - Interpreter the target's persistent Python process is started with, when no module has
+        named one yet (for example for the first shell command of a run).
+      - Modules run in the interpreter their AnsiballZ shebang names, which Ansible takes from
+        C(ansible_python_interpreter) or interpreter discovery, exactly as vanilla. When that is the
+        same executable as a running interpreter (by real path) the running one is reused.
+      - C(auto) and the other discovery values mean C(python3).
+    type: string
+    vars:
+      - name: ansible_python_interpreter
+  timeout:
+    description:
+      - Seconds to wait for the target interpreter to start (ssh connect and Python bootstrap,
+        or sudo).
+    type: integer
+    default: 10
+    ini:
+      - section: defaults
+        key: timeout
+      - section: ssh_connection
+        key: timeout
+    env:
+      - name: ANSIBLE_TIMEOUT
+      - name: ANSIBLE_SSH_TIMEOUT
+    vars:
+      - name: ansible_ssh_timeout
+    cli:
+      - name: timeout
+"""
+
+from ansible.errors import AnsibleError
+from ansible.plugins.connection import ConnectionBase
+
+try:
+    from ansible_svc.controller import spec as specs
+    from ansible_svc.controller.plugin_connection import SvcConnectionBase
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    IMPORT_ERROR = exc
+    SvcConnectionBase = ConnectionBase
+else:
+    IMPORT_ERROR = None
+
+
+class Connection(SvcConnectionBase):
+    """Local transport through a persistent interpreter."""
+
+    transport = "local"
+    #: Ansible's action layer treats such a host as the controller itself.
+    _remote_is_local = True
+    #: ansible.builtin.local runs commands with /bin/sh, not the login shell.
+    command_shell = "/bin/sh"
+
+    def __init__(self, *args, **kwargs):
+        if IMPORT_ERROR is not None:
+            raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages (pip install ansible-svc): %s" % IMPORT_ERROR)
+        super().__init__(*args, **kwargs)
+
+    def build_spec(self):
+        return specs.local_spec(self.get_option)

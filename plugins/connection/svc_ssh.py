@@ -1,0 +1,199 @@
+# Copyright (c) ansible-svc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = """
+name: svc_ssh
+short_description: Run tasks over ssh through a persistent Python interpreter on the target
+description:
+  - Starts one Python interpreter per target, account and connection settings over ssh, and keeps it
+    for the whole C(ansible-playbook) run. Modules are sent once and cached on the target; each task is
+    one call. With C(become), a second interpreter runs as the become user (C(sudo) or C(su)).
+  - Used automatically for hosts whose connection is C(ssh) when the play runs with the C(svc_linear)
+    strategy. Option names, variables and precedence are those of C(ansible.builtin.ssh), so inventories
+    work unchanged.
+  - ControlMaster, ControlPersist and ControlPath options are dropped from the ssh arguments, because the
+    interpreter's ssh connection is itself persistent, and a shared master would outlive the run.
+author: ansible-svc contributors
+version_added: 0.1.0
+options:
+  python_interpreter:
+    description:
+      - Interpreter the target's persistent Python process is started with, when no module has
+        named one yet (for example for the first shell command of a run).
+      - Modules run in the interpreter their AnsiballZ shebang names, which Ansible takes from
+        C(ansible_python_interpreter) or interpreter discovery, exactly as vanilla. When that is the
+        same executable as a running interpreter (by real path) the running one is reused.
+      - C(auto) and the other discovery values mean C(python3).
+    type: string
+    vars:
+      - name: ansible_python_interpreter
+  timeout:
+    description:
+      - Seconds to wait for the target interpreter to start (ssh connect and Python bootstrap,
+        or sudo).
+    type: integer
+    default: 10
+    ini:
+      - section: defaults
+        key: timeout
+      - section: ssh_connection
+        key: timeout
+    env:
+      - name: ANSIBLE_TIMEOUT
+      - name: ANSIBLE_SSH_TIMEOUT
+    vars:
+      - name: ansible_ssh_timeout
+    cli:
+      - name: timeout
+  host:
+    description: Hostname or address to connect to.
+    type: string
+    default: inventory_hostname
+    vars:
+      - name: inventory_hostname
+      - name: ansible_host
+      - name: ansible_ssh_host
+      - name: delegated_vars['ansible_host']
+      - name: delegated_vars['ansible_ssh_host']
+  port:
+    description: Remote port to connect to.
+    type: int
+    ini:
+      - section: defaults
+        key: remote_port
+    env:
+      - name: ANSIBLE_REMOTE_PORT
+    vars:
+      - name: ansible_port
+      - name: ansible_ssh_port
+    keyword:
+      - name: port
+  remote_user:
+    description: User name to log in as.
+    type: string
+    ini:
+      - section: defaults
+        key: remote_user
+    env:
+      - name: ANSIBLE_REMOTE_USER
+    vars:
+      - name: ansible_user
+      - name: ansible_ssh_user
+    cli:
+      - name: user
+    keyword:
+      - name: remote_user
+  password:
+    description: Login password. Typed at ssh's prompt through a pseudo-terminal; never logged.
+    type: string
+    vars:
+      - name: ansible_password
+      - name: ansible_ssh_pass
+      - name: ansible_ssh_password
+  private_key_file:
+    description: Private key for public key authentication.
+    type: string
+    ini:
+      - section: defaults
+        key: private_key_file
+    env:
+      - name: ANSIBLE_PRIVATE_KEY_FILE
+    vars:
+      - name: ansible_private_key_file
+      - name: ansible_ssh_private_key_file
+    cli:
+      - name: private_key_file
+        option: --private-key
+  ssh_executable:
+    description: The ssh client to run.
+    type: string
+    default: ssh
+    ini:
+      - section: ssh_connection
+        key: ssh_executable
+    env:
+      - name: ANSIBLE_SSH_EXECUTABLE
+    vars:
+      - name: ansible_ssh_executable
+  ssh_args:
+    description: Arguments for every ssh command line (ControlMaster family options are dropped).
+    type: string
+    default: -C -o ControlMaster=auto -o ControlPersist=60s
+    ini:
+      - section: ssh_connection
+        key: ssh_args
+    env:
+      - name: ANSIBLE_SSH_ARGS
+    vars:
+      - name: ansible_ssh_args
+  ssh_common_args:
+    description: Extra arguments for ssh, as for C(ansible.builtin.ssh).
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: ssh_common_args
+    env:
+      - name: ANSIBLE_SSH_COMMON_ARGS
+    vars:
+      - name: ansible_ssh_common_args
+    cli:
+      - name: ssh_common_args
+  ssh_extra_args:
+    description: Extra arguments for ssh only, as for C(ansible.builtin.ssh).
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: ssh_extra_args
+    env:
+      - name: ANSIBLE_SSH_EXTRA_ARGS
+    vars:
+      - name: ansible_ssh_extra_args
+    cli:
+      - name: ssh_extra_args
+  host_key_checking:
+    description:
+      - Check the target's host key against known_hosts (ssh's StrictHostKeyChecking=yes).
+      - When false, host keys are neither checked nor recorded.
+    type: boolean
+    default: true
+    ini:
+      - section: defaults
+        key: host_key_checking
+      - section: ssh_connection
+        key: host_key_checking
+    env:
+      - name: ANSIBLE_HOST_KEY_CHECKING
+      - name: ANSIBLE_SSH_HOST_KEY_CHECKING
+    vars:
+      - name: ansible_host_key_checking
+      - name: ansible_ssh_host_key_checking
+"""
+
+from ansible.errors import AnsibleError
+from ansible.plugins.connection import ConnectionBase
+
+try:
+    from ansible_svc.controller import spec as specs
+    from ansible_svc.controller.plugin_connection import SvcConnectionBase
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    IMPORT_ERROR = exc
+    SvcConnectionBase = ConnectionBase
+else:
+    IMPORT_ERROR = None
+
+
+class Connection(SvcConnectionBase):
+    """ssh transport through a persistent target interpreter."""
+
+    transport = "ssh"
+
+    def __init__(self, *args, **kwargs):
+        if IMPORT_ERROR is not None:
+            raise AnsibleError("svc_ssh needs the ansible_svc and mitogen Python packages (pip install ansible-svc): %s" % IMPORT_ERROR)
+        super().__init__(*args, **kwargs)
+
+    def build_spec(self):
+        return specs.ssh_spec(self.get_option)
