@@ -53,6 +53,28 @@ class RemoteError(SessionError):
 _ERRORS = {"unreachable": TargetUnreachable, "auth": AuthenticationFailed, "become": BecomeFailed, "failed": SessionError}
 
 
+def cast_service(mux, service: str, method: str, **kwargs) -> None:
+    """Call a service method without asking for a reply.
+
+    Unlike ``call_service_async(...).close()``, no reply handler is
+    registered, so there is nothing to race with when closing it.
+    """
+    tup = (service, method, mitogen.core.Kwargs(kwargs))
+    mux.send(mitogen.core.Message.pickled(tup, handle=mitogen.core.CALL_SERVICE))
+
+
+def _close_reply_receiver(recv) -> None:
+    """Close a call's reply receiver whose reply may have just arrived.
+
+    mitogen drops a one-reply handler when the reply is delivered, so closing
+    it afterwards races with the broker and raises KeyError.
+    """
+    try:
+        recv.close()
+    except KeyError:
+        pass
+
+
 class Session(object):
     """Contexts for one target spec, taken from the mux connection cache."""
 
@@ -103,7 +125,7 @@ class Session(object):
         if self._held and mux_client.socket_path():
             attachment = mux_client.attach()
             for spec in self._held:
-                attachment.mux.call_service_async(names.CONNECTIONS, "put", spec=spec).close()
+                cast_service(attachment.mux, names.CONNECTIONS, "put", spec=spec)
         self._held = []
         self._contexts = {}
 
@@ -163,14 +185,14 @@ class Session(object):
         }
         results = mitogen.core.Receiver(attachment.router)
         mux = attachment.mux
-        mux.call_service_async(names.PUSH_FILES, "propagate_to", context=ctx, path=path).close()
-        mux.call_service_async(names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx).close()
+        cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
+        cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
         ack = ctx.call_async(modules.run_module, job_id, mux.context_id, path, spec)
         try:
             return self._await_result(results, ack, job_id)
         finally:
             results.close()
-            ack.close()
+            _close_reply_receiver(ack)
 
     def _await_result(self, results, ack, job_id):
         with mitogen.select.Select([results, ack], oneshot=False) as select:

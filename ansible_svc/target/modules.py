@@ -58,9 +58,9 @@ _PAYLOAD_DIR = None
 class Payload(object):
     """One AnsiballZ zip: its sources by module name, compiled lazily once."""
 
-    def __init__(self, key, data):
+    def __init__(self, router, key, data):
         self.key = key
-        self.path = _write_payload(key, data)
+        self.path = _write_payload(router, key, data)
         self.entries = {}
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             for name in zf.namelist():
@@ -118,12 +118,18 @@ class PayloadFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
         exec(self.get_code(module.__name__), module.__dict__)
 
 
-def _write_payload(key, data):
-    """Keep one copy of the zip on disk, in a private per-interpreter dir."""
+def _write_payload(router, key, data):
+    """Keep one copy of the zip on disk, in a private per-interpreter dir.
+
+    The directory goes when the interpreter's broker shuts down (mitogen
+    children end with os._exit, so atexit alone would never run).
+    """
     global _PAYLOAD_DIR
     if _PAYLOAD_DIR is None:
-        _PAYLOAD_DIR = tempfile.mkdtemp(prefix="ansible-svc-")
-        atexit.register(_remove_payload_dir, _PAYLOAD_DIR, os.getpid())
+        _PAYLOAD_DIR = tempfile.mkdtemp(prefix="ansible-svc-payloads-")
+        remove = lambda d=_PAYLOAD_DIR, pid=os.getpid(): _remove_payload_dir(d, pid)  # noqa: E731
+        mitogen.core.listen(router.broker, "shutdown", remove)
+        atexit.register(remove)
     path = os.path.join(_PAYLOAD_DIR, os.path.basename(key))
     with open(path, "wb") as fp:
         fp.write(data)
@@ -142,7 +148,7 @@ def get_payload(router, key):
     if payload is None:
         service = filecache.get_service(router)
         data = service.get_bounded(key, PAYLOAD_TIMEOUT)
-        payload = Payload(key, bytes(data))
+        payload = Payload(router, key, bytes(data))
         payload.warm()
         _PAYLOADS[key] = payload
     return payload

@@ -29,6 +29,9 @@ missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v sudo >/dev/null || missing+=(sudo)
 command -v ssh >/dev/null || missing+=(openssh-client)
+# Ansible needs setfacl to hand temp files to an unprivileged become user
+# (vanilla and ansible-svc alike).
+command -v setfacl >/dev/null || missing+=(acl)
 [ -x "$TARGET_PYTHON" ] || missing+=(python3)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
