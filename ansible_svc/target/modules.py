@@ -24,6 +24,7 @@ monkey-patches, ``sys.exit``, crashes and leaked threads die with the child.
 
 import atexit
 import errno
+import importlib
 import importlib.abc
 import importlib.util
 import logging
@@ -51,8 +52,14 @@ OUTPUT_GRACE = 2.0
 #: Namespaces the payload owns, as the AnsiballZ zip does on sys.path[0].
 OWNED_PREFIXES = ("ansible", "ansible_collections")
 
+#: Imported once into the long-lived interpreter from the first payload that
+#: has them, so that forked tasks skip importing them (~40 ms a task). Every
+#: new-style module runs through the loader, which imports module_utils.basic.
+PRELOAD = ("ansible.module_utils._internal._ansiballz._loader",)
+
 _PAYLOADS = {}
 _PAYLOAD_DIR = None
+_PRELOADED = None
 
 
 class Payload(object):
@@ -151,7 +158,49 @@ def get_payload(router, key):
         payload = Payload(router, key, bytes(data))
         payload.warm()
         _PAYLOADS[key] = payload
+        _preload(payload)
     return payload
+
+
+def _preload(payload):
+    """Import PRELOAD into this interpreter once, from `payload`.
+
+    Only imports happen here, never module code: forked tasks start from
+    this clean, warm state.
+    """
+    global _PRELOADED
+    if _PRELOADED is not None or not all(name in payload.entries for name in PRELOAD):
+        return
+    # module_utils.basic imports __main__, which mitogen children lack; a
+    # stub keeps mitogen's importer from asking the mux for one.
+    sys.modules.setdefault("__main__", types.ModuleType("__main__"))
+    finder = PayloadFinder(payload)
+    sys.meta_path.insert(0, finder)
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+    except Exception:
+        logging.getLogger(__name__).warning("preloading %s failed; tasks import it themselves", PRELOAD, exc_info=True)
+        _unload(lambda name: True)
+    else:
+        _PRELOADED = payload
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def _unload(predicate):
+    """Drop payload-owned modules for which `predicate(name)` holds."""
+    for name in list(sys.modules):
+        if name.split(".")[0] in OWNED_PREFIXES and predicate(name):
+            del sys.modules[name]
+
+
+def _stale_in(payload):
+    """Predicate: a preloaded module whose source `payload` ships differently."""
+    if _PRELOADED is None or _PRELOADED is payload:
+        return lambda name: False
+    old, new = _PRELOADED.entries, payload.entries
+    return lambda name: name in new and (name not in old or old[name][1] != new[name][1])
 
 
 def _child_main(payload, spec, out_fd, err_fd):
@@ -178,9 +227,7 @@ def _child_main(payload, spec, out_fd, err_fd):
         atexit._clear()
         logging.root.handlers = []
         sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
-        for name in list(sys.modules):
-            if name.split(".")[0] in OWNED_PREFIXES:
-                del sys.modules[name]
+        _unload(_stale_in(payload))
         sys.path[:] = [p for p in sys.path if p not in ("", ".")]
         sys.argv = [payload.path]
         # The wrapper script is __main__ under AnsiballZ; mitogen children
