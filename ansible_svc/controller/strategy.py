@@ -27,10 +27,10 @@ REDIRECTS = {
 POOL_HEADROOM = 8
 
 
-def plugin_prefix(strategy_load_name: str) -> str:
+def plugin_prefix(strategy_name: str) -> str:
     """``ns.coll.`` when the strategy was loaded by FQCN, else ``''``."""
-    if "." in strategy_load_name:
-        return strategy_load_name.rsplit(".", 1)[0] + "."
+    if "." in strategy_name:
+        return strategy_name.rsplit(".", 1)[0] + "."
     return ""
 
 
@@ -51,9 +51,9 @@ def redirect_connections(loader, prefix: str) -> None:
     loader.get_with_context = get_with_context
 
 
-def install(strategy_load_name: str, forks: int, verbosity: int) -> None:
+def install(strategy_name: str, forks: int, verbosity: int) -> None:
     """Start the mux (once per run) and route ssh/local hosts through it."""
     from ansible.plugins.loader import connection_loader
 
     mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
-    redirect_connections(connection_loader, plugin_prefix(strategy_load_name))
+    redirect_connections(connection_loader, plugin_prefix(strategy_name))

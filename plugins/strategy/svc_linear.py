@@ -40,5 +40,5 @@ class StrategyModule(LinearStrategyModule):
                 "the svc_linear strategy needs the ansible_svc and mitogen Python packages in the "
                 "Python that runs Ansible (pip install ansible-svc): %s" % IMPORT_ERROR
             )
-        svc_strategy.install(self._load_name, self._tqm._forks, display.verbosity)
+        svc_strategy.install(self.ansible_name, self._tqm._forks, display.verbosity)
         return super().run(iterator, play_context)
