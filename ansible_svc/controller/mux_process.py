@@ -62,6 +62,9 @@ class MuxProcess(object):
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
+                # Explicitly: ansible-playbook marks fd 2 close-on-exec, and
+                # the mux's log lines would silently vanish.
+                stderr=2,
                 pass_fds=(lifeline_r,),
                 start_new_session=True,
                 close_fds=True,
