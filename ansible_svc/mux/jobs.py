@@ -11,7 +11,7 @@ How it works:
 2. The target runs the job and calls ``push(job_id, result)``. A push is
    accepted only from the context the id was issued to; anything else is
    refused and logged.
-3. The result is sent to the listener at once, and the job forgotten.
+3. The result is sent to the listener at once, and only a tombstone kept.
    ``get(job_id)`` answers without blocking, for pollers of jobs that have
    no listener.
 
@@ -41,7 +41,7 @@ MAX_PARKED = 10000
 
 
 class Job(object):
-    __slots__ = ("job_id", "owner_id", "sender", "result", "pusher_id", "stamp")
+    __slots__ = ("job_id", "owner_id", "sender", "result", "pusher_id", "stamp", "delivered")
 
     def __init__(self, job_id):
         self.job_id = job_id
@@ -50,6 +50,7 @@ class Job(object):
         self.result = None
         self.pusher_id = None
         self.stamp = time.monotonic()
+        self.delivered = False
 
 
 class JobResultService(mitogen.service.Service):
@@ -86,7 +87,11 @@ class JobResultService(mitogen.service.Service):
             if job.result is None:
                 return
             if job.pusher_id != job.owner_id:
+                # The parked result came from a context the id was not
+                # issued to: drop it and wait for the real one.
                 self._refuse_locked(job, job.pusher_id)
+                job.result = None
+                job.pusher_id = None
                 return
         self._deliver(job)
 
@@ -103,7 +108,7 @@ class JobResultService(mitogen.service.Service):
                     self.refused += 1
                     return False
                 job = self._jobs[job_id] = Job(job_id)
-            elif job.result is not None:
+            elif job.result is not None or job.delivered:
                 self._refuse_locked(job, msg.src_id, "a result was already pushed")
                 return False
             elif job.owner_id is not None and job.owner_id != msg.src_id:
@@ -123,17 +128,18 @@ class JobResultService(mitogen.service.Service):
             "job %s: refused result pushed by context %s: %s",
             job.job_id, pusher_id, why or "the job was issued to context %s" % (job.owner_id,),
         )
-        if job.pusher_id == pusher_id and job.result is not None:
-            job.result = None
-            job.pusher_id = None
 
     def _deliver(self, job):
-        """Send the result to its listener, then forget the job: a listened
-        job has exactly one reader, and results can be large."""
+        """Send the result to its listener, then keep only a tombstone: a
+        listened job has exactly one reader, results can be large, and a
+        replayed push must still be refused (until UNCLAIMED_TTL)."""
         with self._lock:
-            self._jobs.pop(job.job_id, None)
+            result, sender = job.result, job.sender
+            job.result = job.sender = None
+            job.delivered = True
+            job.stamp = time.monotonic()
         try:
-            job.sender.send(job.result)
+            sender.send(result)
         except mitogen.core.Error as exc:
             LOG.debug("job %s: listener went away: %s", job.job_id, exc)
 
@@ -143,7 +149,7 @@ class JobResultService(mitogen.service.Service):
         """Non-blocking status: ``{'state': 'unknown'|'pending'|'done'}``."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None:
+            if job is None or job.delivered:
                 return {"state": "unknown"}
             if job.result is None:
                 return {"state": "pending"}
@@ -153,4 +159,5 @@ class JobResultService(mitogen.service.Service):
     def stats(self):
         """Counters for tests and debugging."""
         with self._lock:
-            return {"jobs": len(self._jobs), "refused": self.refused}
+            live = sum(1 for job in self._jobs.values() if not job.delivered)
+            return {"jobs": live, "refused": self.refused}

@@ -1,0 +1,129 @@
+"""JobResultService logic, with a real router and fake messages/senders."""
+from __future__ import annotations
+
+import mitogen.core
+import mitogen.master
+import pytest
+
+from ansible_svc.mux.jobs import JobResultService
+
+
+class FakeMsg:
+    def __init__(self, src_id):
+        self.src_id = src_id
+
+
+class FakeSender:
+    def __init__(self, fail=False):
+        self.sent = []
+        self.fail = fail
+
+    def send(self, value):
+        if self.fail:
+            raise mitogen.core.ChannelError('listener gone')
+        self.sent.append(value)
+
+
+@pytest.fixture(scope='module')
+def router():
+    broker = mitogen.master.Broker()
+    router = mitogen.master.Router(broker)
+    yield router
+    broker.shutdown()
+    broker.join()
+
+
+@pytest.fixture
+def svc(router):
+    return JobResultService(router)
+
+
+def ctx(router, context_id):
+    return mitogen.core.Context(router, context_id)
+
+
+RESULT = {'rc': 0, 'stdout': b'out', 'stderr': b''}
+
+
+def test_listen_then_push(svc, router):
+    sender = FakeSender()
+    svc.listen('j1', sender, ctx(router, 11))
+    assert svc.get('j1') == {'state': 'pending'}
+    assert svc.push('j1', RESULT, FakeMsg(11)) is True
+    assert sender.sent == [RESULT]
+    assert svc.refused == 0
+    # Delivered to its one listener, then forgotten.
+    assert svc.get('j1') == {'state': 'unknown'}
+    assert svc.stats() == {'jobs': 0, 'refused': 0}
+
+
+def test_push_then_listen(svc, router):
+    assert svc.push('j2', RESULT, FakeMsg(12)) is True
+    assert svc.get('j2') == {'state': 'done', 'result': RESULT}
+    sender = FakeSender()
+    svc.listen('j2', sender, ctx(router, 12))
+    assert sender.sent == [RESULT]
+    assert svc.get('j2') == {'state': 'unknown'}
+    assert svc.refused == 0
+
+
+def test_push_from_wrong_context_refused(svc, router):
+    sender = FakeSender()
+    svc.listen('j3', sender, ctx(router, 13))
+    assert svc.push('j3', {'rc': 99}, FakeMsg(666)) is False
+    assert svc.refused == 1
+    assert sender.sent == []
+    assert svc.get('j3') == {'state': 'pending'}
+    # The rightful owner can still deliver.
+    assert svc.push('j3', RESULT, FakeMsg(13)) is True
+    assert sender.sent == [RESULT]
+
+
+def test_parked_push_from_wrong_context_refused_at_listen(svc, router):
+    assert svc.push('j4', {'rc': 99}, FakeMsg(666)) is True   # parked: owner not known yet
+    sender = FakeSender()
+    svc.listen('j4', sender, ctx(router, 14))
+    assert sender.sent == []
+    assert svc.refused == 1
+    assert svc.get('j4') == {'state': 'pending'}
+    assert svc.push('j4', RESULT, FakeMsg(14)) is True
+    assert sender.sent == [RESULT]
+
+
+def test_second_push_refused_while_parked(svc, router):
+    assert svc.push('j5', RESULT, FakeMsg(15)) is True
+    assert svc.push('j5', {'rc': 1}, FakeMsg(15)) is False
+    assert svc.refused == 1
+    sender = FakeSender()
+    svc.listen('j5', sender, ctx(router, 15))
+    assert sender.sent == [RESULT]
+
+
+def test_second_push_refused_after_delivery(svc, router):
+    # A job id is issued once; a replayed push after delivery must not be
+    # accepted (nor parked as a fresh result).
+    sender = FakeSender()
+    svc.listen('j6', sender, ctx(router, 16))
+    assert svc.push('j6', RESULT, FakeMsg(16)) is True
+    assert svc.push('j6', {'rc': 1}, FakeMsg(16)) is False
+    assert sender.sent == [RESULT]
+    assert svc.get('j6')['state'] != 'done'
+
+
+def test_second_listen_ignored(svc, router):
+    first, second = FakeSender(), FakeSender()
+    svc.listen('j7', first, ctx(router, 17))
+    svc.listen('j7', second, ctx(router, 99))
+    assert svc.push('j7', RESULT, FakeMsg(99)) is False
+    assert svc.push('j7', RESULT, FakeMsg(17)) is True
+    assert first.sent == [RESULT] and second.sent == []
+
+
+def test_listener_gone_does_not_raise(svc, router):
+    svc.listen('j8', FakeSender(fail=True), ctx(router, 18))
+    assert svc.push('j8', RESULT, FakeMsg(18)) is True
+    assert svc.get('j8') == {'state': 'unknown'}
+
+
+def test_unknown_job(svc):
+    assert svc.get('nope') == {'state': 'unknown'}

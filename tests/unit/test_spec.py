@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_svc.controller import spec
+
+
+@pytest.mark.parametrize('args,want', [
+    ('-C -o ControlMaster=auto -o ControlPersist=60s', ['-C']),
+    ('-oControlMaster=auto -oControlPersist=60s -oControlPath=/x/%h', []),
+    ('-o ControlPath=/tmp/%C -o ServerAliveInterval=5', ['-o', 'ServerAliveInterval=5']),
+    ('-o "ControlPersist 30" -o controlmaster=no -o CONTROLPATH=none', []),
+    ('-oUserKnownHostsFile=/k -C -v', ['-o', 'UserKnownHostsFile=/k', '-C', '-v']),
+    ('-o StrictHostKeyChecking=no', ['-o', 'StrictHostKeyChecking=no']),
+])
+def test_split_ssh_args_drops_control_options(args, want):
+    assert spec.split_ssh_args(args) == want
+
+
+def test_split_ssh_args_joins_and_skips_empty():
+    got = spec.split_ssh_args('-C -o ControlMaster=auto', None, '', "-o 'ProxyCommand=ssh -W %h:%p jump'")
+    assert got == ['-C', '-o', 'ProxyCommand=ssh -W %h:%p jump']
+
+
+def test_split_ssh_args_keeps_option_values_that_look_like_control():
+    # Only the option name counts, not a value mentioning it.
+    assert spec.split_ssh_args('-o SetEnv=X=ControlMaster') == ['-o', 'SetEnv=X=ControlMaster']
+
+
+def test_plain_strips_tagged_types():
+    from ansible._internal._datatag._tags import Origin
+    tagged = Origin(path='/x').tag('s')
+    assert type(tagged) is not str and isinstance(tagged, str)
+    value = {Origin(path='/k').tag('key'): [tagged, (Origin(path='/y').tag('t'), 3, None, True, 1.5, b'b')]}
+    out = spec.plain(value)
+    assert out == {'key': ['s', ['t', 3, None, True, 1.5, b'b']]}
+    (key, items), = out.items()
+    assert type(key) is str
+    assert type(items[0]) is str and type(items[1][0]) is str
+    assert type(items[1][1]) is int and items[1][3] is True
+    import pickle
+    assert b'ansible' not in pickle.dumps(out)
+
+
+def test_plain_tagged_int():
+    from ansible._internal._datatag._tags import Origin
+    tagged = Origin(path='/x').tag(2222)
+    assert type(spec.plain(tagged)) is int and spec.plain(tagged) == 2222
+
+
+@pytest.mark.parametrize('value,want', [
+    (None, None), ('', None), ('auto', None), ('auto_silent', None), ('auto_legacy', None),
+    ('auto_legacy_silent', None), (' auto ', None),
+    ('/usr/bin/python3', '/usr/bin/python3'), (' python3 ', 'python3'), ('/usr/bin/env python3', '/usr/bin/env python3'),
+])
+def test_python_for(value, want):
+    assert spec.python_for(value) == want
+
+
+def test_ssh_spec_from_options():
+    opts = {'host': 'h', 'port': 22, 'remote_user': 'u', 'password': None, 'private_key_file': '/k',
+            'ssh_executable': None, 'ssh_args': '-C -o ControlPersist=60s', 'ssh_common_args': '-o A=b',
+            'ssh_extra_args': '', 'host_key_checking': False, 'timeout': 7, 'python_interpreter': 'auto'}
+    s = spec.ssh_spec(opts.get)
+    assert s == {'transport': 'ssh', 'host': 'h', 'port': 22, 'user': 'u', 'password': None, 'identity_file': '/k',
+                 'ssh_path': 'ssh', 'ssh_args': ['-C', '-o', 'A=b'], 'check_host_keys': 'ignore', 'timeout': 7,
+                 'default_python': None}
+    opts['host_key_checking'] = True
+    opts['password'] = 'pw'
+    s = spec.ssh_spec(opts.get)
+    assert s['check_host_keys'] == 'enforce'
+    import mitogen.core
+    assert isinstance(s['password'], mitogen.core.Secret) and s['password'] == 'pw'
+    assert 'pw' not in repr(s['password'])
