@@ -16,6 +16,7 @@ import os
 import threading
 
 import mitogen.core
+import mitogen.fork
 import mitogen.master
 import mitogen.unix
 
@@ -40,6 +41,9 @@ class Attachment(object):
 
 _lock = threading.Lock()
 _current: Attachment | None = None
+#: The process that last set up mitogen's process-global state (latches'
+#: socket pairs, locks). A worker forked from it must reset that state.
+_mitogen_pid: int | None = None
 
 
 def socket_path() -> str | None:
@@ -58,6 +62,12 @@ def attach() -> Attachment:
                 "no ansible-svc mux is running: set 'strategy = svc_linear' (or its FQCN "
                 "ansible_svc.accel.svc_linear) in ansible.cfg, or ANSIBLE_STRATEGY"
             )
+        global _mitogen_pid
+        if _mitogen_pid is not None and _mitogen_pid != os.getpid():
+            # Forked from a process that used mitogen (the controller after
+            # meta: reset_connection): drop its latches' sockets and locks.
+            mitogen.fork.on_fork()
+        _mitogen_pid = os.getpid()
         broker = mitogen.master.Broker()
         try:
             router, mux = mitogen.unix.connect(path, broker=broker)

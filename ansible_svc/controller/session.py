@@ -26,6 +26,9 @@ LOG = logging.getLogger(__name__)
 #: to come through the mux (it was sent before the acknowledgement).
 RESULT_GRACE = 30.0
 
+#: Bound on ``meta: reset_connection`` (shutting interpreters down).
+RESET_TIMEOUT = 30.0
+
 #: Chunk size for fetching files from targets.
 FETCH_CHUNK = 4 * 1024 * 1024
 
@@ -85,10 +88,13 @@ class Session(object):
 
     # -- contexts ---------------------------------------------------------
 
-    def _call_mux(self, method: str, **kwargs):
+    def _call_mux(self, method: str, timeout: float | None = None, **kwargs):
         attachment = mux_client.attach()
+        recv = attachment.mux.call_service_async(names.CONNECTIONS, method, **kwargs)
         try:
-            return attachment.mux.call_service(names.CONNECTIONS, method, **kwargs)
+            return recv.get(timeout=timeout).unpickle()
+        except mitogen.core.TimeoutError as exc:
+            raise TargetUnreachable("the ansible-svc mux did not answer %s within %ss" % (method, timeout)) from exc
         except mitogen.core.ChannelError as exc:
             raise TargetUnreachable("lost the ansible-svc mux: %s" % exc) from exc
 
@@ -136,7 +142,7 @@ class Session(object):
     def reset(self) -> int:
         """Shut down the target's interpreters (``meta: reset_connection``)."""
         self._contexts = {}
-        return self._call_mux("reset", spec=self.spec)
+        return self._call_mux("reset", timeout=RESET_TIMEOUT, spec=self.spec)
 
     # -- commands and files -----------------------------------------------
 

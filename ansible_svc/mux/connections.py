@@ -228,13 +228,24 @@ class ConnectionService(mitogen.service.Service):
         """Return ``{"context", "login", "info"}`` or ``{"error"}``."""
         try:
             login = self._login(spec)
+        except Exception as exc:
+            return self._failure(spec, exc, classify(exc))
+        try:
             entry = self._become(spec, login) if spec.get("become") else login
         except Exception as exc:
-            LOG.info("connect failed for %s: %s", spec.get("host"), exc)
-            return {"error": {"kind": classify(exc), "msg": str(exc), "type": type(exc).__name__}}
+            # The login works, so this is privilege escalation failing (wrong
+            # password, sudoers, timeout at the prompt): FAILED, as vanilla.
+            # mitogen reports a proxied sudo's PasswordError as a plain
+            # StreamError, so the type alone cannot tell.
+            return self._failure(spec, exc, "become")
         with self._lock:
             entry.refs += 1
         return {"context": entry.context, "login": login.context, "info": entry.info}
+
+    @staticmethod
+    def _failure(spec, exc, kind):
+        LOG.info("connect failed for %s: %s", spec.get("host"), exc)
+        return {"error": {"kind": kind, "msg": str(exc), "type": type(exc).__name__}}
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.no_reply()
@@ -258,10 +269,11 @@ class ConnectionService(mitogen.service.Service):
                 del self._entries[key]
             for alias in [a for a, k in self._aliases.items() if k[0] == base]:
                 del self._aliases[alias]
-        # Become interpreters first: they live inside the login ones.
+        # Become interpreters first: they live inside the login ones. Do not
+        # wait for the goodbye: a wedged interpreter must not wedge the reset.
         for _, entry in sorted(doomed, key=lambda item: item[0][1] is None):
             try:
-                entry.context.shutdown(wait=True)
+                entry.context.shutdown()
             except mitogen.core.Error as exc:
                 LOG.debug("reset: %s: %s", entry.context.name, exc)
         return len(doomed)
