@@ -43,6 +43,7 @@ class MuxProcess(object):
         self.directory = directory
         self.socket_path = socket_path
         self._lifeline_w = lifeline_w
+        self._owner_pid = os.getpid()
 
     @classmethod
     def start(cls, pool_size: int, verbosity: int) -> "MuxProcess":
@@ -118,6 +119,24 @@ class MuxProcess(object):
 _mux: MuxProcess | None = None
 
 
+def _close_lifeline_in_child() -> None:
+    """Forked children (Ansible's workers) must not hold the lifeline.
+
+    Workers call setsid() and may outlive a killed controller; if they held
+    the write end, the mux would not see the controller die until they
+    exited.
+    """
+    if _mux is not None and _mux._lifeline_w is not None:
+        try:
+            os.close(_mux._lifeline_w)
+        except OSError:
+            pass
+        _mux._lifeline_w = None
+
+
+os.register_at_fork(after_in_child=_close_lifeline_in_child)
+
+
 def ensure_started(pool_size: int, verbosity: int) -> MuxProcess:
     """Start the run's mux once; later plays of the same run reuse it."""
     global _mux
@@ -134,6 +153,8 @@ def ensure_started(pool_size: int, verbosity: int) -> MuxProcess:
 
 def _stop_at_exit(mux: MuxProcess) -> None:
     global _mux
+    if os.getpid() != mux._owner_pid:
+        return  # a forked child exiting normally must not stop the run's mux
     mux.stop()
     if _mux is mux:
         _mux = None

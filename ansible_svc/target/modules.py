@@ -57,8 +57,13 @@ OWNED_PREFIXES = ("ansible", "ansible_collections")
 #: new-style module runs through the loader, which imports module_utils.basic.
 PRELOAD = ("ansible.module_utils._internal._ansiballz._loader",)
 
+#: Name prefix of the per-interpreter payload dirs (then pid and random).
+PAYLOAD_DIR_PREFIX = "ansible-svc-payloads-"
+
 _PAYLOADS = {}
 _PAYLOAD_DIR = None
+#: pids of module processes running now, killed if the connection goes.
+_RUNNING = set()
 _PRELOADED = None
 
 
@@ -129,11 +134,14 @@ def _write_payload(router, key, data):
     """Keep one copy of the zip on disk, in a private per-interpreter dir.
 
     The directory goes when the interpreter's broker shuts down (mitogen
-    children end with os._exit, so atexit alone would never run).
+    children end with os._exit, so atexit alone would never run). Its name
+    carries the interpreter's pid, so directories of interpreters that were
+    killed are removed by the next interpreter of the same account.
     """
     global _PAYLOAD_DIR
     if _PAYLOAD_DIR is None:
-        _PAYLOAD_DIR = tempfile.mkdtemp(prefix="ansible-svc-payloads-")
+        _remove_stale_payload_dirs()
+        _PAYLOAD_DIR = tempfile.mkdtemp(prefix="%s%d-" % (PAYLOAD_DIR_PREFIX, os.getpid()))
         remove = lambda d=_PAYLOAD_DIR, pid=os.getpid(): _remove_payload_dir(d, pid)  # noqa: E731
         mitogen.core.listen(router.broker, "shutdown", remove)
         atexit.register(remove)
@@ -143,11 +151,59 @@ def _write_payload(router, key, data):
     return path
 
 
+def _remove_stale_payload_dirs():
+    """Remove this account's payload dirs whose interpreter is gone."""
+    import shutil
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(PAYLOAD_DIR_PREFIX):
+            continue
+        path = os.path.join(base, name)
+        try:
+            pid = int(name[len(PAYLOAD_DIR_PREFIX):].split("-", 1)[0])
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+
+
 def _remove_payload_dir(path, pid):
     if os.getpid() != pid:
         return  # a forked child exiting normally must not remove it
     import shutil
     shutil.rmtree(path, ignore_errors=True)
+
+
+_WATCHING = []
+
+
+def _watch_shutdown(router):
+    """Clean up running modules and payloads however this interpreter ends.
+
+    An orderly end is the broker's shutdown. But when the login interpreter
+    goes first, sshd hangs up its session and sudo passes SIGHUP or SIGTERM
+    on to a become interpreter before its own shutdown could run.
+    """
+    if _WATCHING:
+        return
+    _WATCHING.append(router)
+    mitogen.core.listen(router.broker, "shutdown", _kill_running)
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _on_hangup)
+
+
+def _on_hangup(signum, frame):
+    _kill_running()
+    if _PAYLOAD_DIR is not None:
+        _remove_payload_dir(_PAYLOAD_DIR, os.getpid())
+    os._exit(128 + signum)
 
 
 def get_payload(router, key):
@@ -241,6 +297,8 @@ def _child_main(payload, spec, out_fd, err_fd):
             os.chdir(spec["cwd"] or os.path.expanduser("~"))
         except OSError:
             os.chdir("/")
+        # As a shell would set it for a module started the vanilla way.
+        os.environ["PWD"] = os.getcwd()
         code = _run_loader(payload, spec)
     except SystemExit as exc:
         code = _exit_code(exc)
@@ -353,7 +411,28 @@ def run_payload(payload, spec):
         _child_main(payload, spec, out_w, err_w)
     os.close(out_w)
     os.close(err_w)
-    return _collect(pid, out_r, err_r)
+    _RUNNING.add(pid)
+    try:
+        return _collect(pid, out_r, err_r)
+    finally:
+        _RUNNING.discard(pid)
+
+
+def _kill_running():
+    """Hang up on running modules when the connection goes away.
+
+    Vanilla ssh gets the same from sshd: a SIGHUP to the session. Modules
+    that ignore it are killed, so nothing outlives the run.
+    """
+    for sig in (signal.SIGHUP, signal.SIGKILL):
+        for pid in list(_RUNNING):
+            try:
+                os.killpg(pid, sig)
+            except OSError:
+                pass
+        deadline = time.time() + 1.0
+        while _RUNNING and time.time() < deadline:
+            time.sleep(0.05)
 
 
 @mitogen.core.takes_router
@@ -364,6 +443,7 @@ def run_module(job_id, mux_id, payload_key, spec, router=None):
     service so that it reaches whoever listens for the job.
     """
     from ansible_svc import names
+    _watch_shutdown(router)
     try:
         payload = get_payload(router, payload_key)
         rc, out, err = run_payload(payload, spec)

@@ -62,8 +62,6 @@ class Connection(SvcConnectionBase):
     """Local transport through a persistent interpreter."""
 
     transport = "local"
-    #: Ansible's action layer treats such a host as the controller itself.
-    _remote_is_local = True
     #: ansible.builtin.local runs commands with /bin/sh, not the login shell.
     command_shell = "/bin/sh"
 
