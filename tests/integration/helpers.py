@@ -132,11 +132,13 @@ class PlaybookResult:
         return self
 
 
-def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
-                 strategy: str = 'svc_linear', extra_vars: dict | None = None,
-                 env: dict | None = None, args: list[str] | None = None,
-                 timeout: float = 300, cwd: str | os.PathLike | None = None) -> PlaybookResult:
-    """Run ansible-playbook and return its exit code, output and per-task results.
+def prepare_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
+                     strategy: str = 'svc_linear', extra_vars: dict | None = None,
+                     env: dict | None = None, args: list[str] | None = None):
+    """Write the files run_playbook needs; return (argv, environment, results file).
+
+    Same arguments as run_playbook (see there); used by tests that must
+    start ansible-playbook themselves (to signal it mid-run).
 
     `playbook` is YAML text, or a path to an existing playbook file.
     `inventory` is INI inventory text (see inventory_for()).
@@ -184,6 +186,24 @@ def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
         else:
             run_env[key] = str(value)
 
+    return cmd, run_env, results_file
+
+
+def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
+                 strategy: str = 'svc_linear', extra_vars: dict | None = None,
+                 env: dict | None = None, args: list[str] | None = None,
+                 timeout: float = 300, cwd: str | os.PathLike | None = None) -> PlaybookResult:
+    """Run ansible-playbook and return its exit code, output and per-task results.
+
+    `playbook` is YAML text, or a path to an existing playbook file.
+    `inventory` is INI inventory text (see inventory_for()).
+    `env` entries override the defaults set here; a None value removes one.
+    """
+    tmp_path = Path(tmp_path)
+    cmd, run_env, results_file = prepare_playbook(
+        playbook, tmp_path=tmp_path, inventory=inventory, strategy=strategy,
+        extra_vars=extra_vars, env=env, args=args)
+
     start = time.monotonic()
     # Own session so a timeout can kill ansible's workers and ssh children too.
     proc = subprocess.Popen(cmd, cwd=cwd or tmp_path, env=run_env, stdin=subprocess.DEVNULL,
@@ -198,6 +218,12 @@ def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
         pytest.fail(f'ansible-playbook timed out after {timeout}s\n{result.output}', pytrace=False)
     duration = time.monotonic() - start
 
+    results, stats = read_results(results_file)
+    return PlaybookResult(proc.returncode, stdout, stderr, duration, results, stats, cmd)
+
+
+def read_results(results_file: Path) -> tuple[list[dict], dict]:
+    """(task results, stats) recorded by the svc_results callback so far."""
     results, stats = [], {}
     if results_file.exists():
         for line in results_file.read_text().splitlines():
@@ -206,4 +232,119 @@ def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
                 stats = record['stats']
             else:
                 results.append(record)
-    return PlaybookResult(proc.returncode, stdout, stderr, duration, results, stats, cmd)
+    return results, stats
+
+
+# --- Added for the behaviour-parity and process tests ------------------------
+# (Appended; the API above is unchanged.)
+
+import re as _re
+
+#: Result keys whose values legitimately differ between two runs of the same
+#: task (clocks), whatever the strategy.
+VOLATILE_KEYS = frozenset({'start', 'end', 'delta', 'atime', 'mtime', 'ctime', 'time',
+                           # a recreated file gets a new inode and generation
+                           'inode', 'version'})
+
+#: Ansible's remote temp dirs carry a timestamp and pid in their name.
+_TMP_NAME = _re.compile(r'ansible-tmp-[0-9.]+-[0-9]+-[0-9]+')
+#: A remote temp dir path, up to and including the per-task dir.
+_ANSIBLE_TMP = _re.compile(r'/[^"\s]*?/ansible-tmp-[0-9.]+-[0-9]+-[0-9]+')
+#: copy's content= goes through a tempfile with a random name.
+_RANDOM_BASENAME = _re.compile(r'^\.[a-z0-9_]{8}$')
+
+
+def normalize(value, drop=frozenset()):
+    """A task result with clock fields removed and temp dir names masked."""
+    if isinstance(value, dict):
+        return {k: ('<RANDOM>' if k == '_original_basename' and isinstance(v, str) and _RANDOM_BASENAME.match(v)
+                    else normalize(v, drop))
+                for k, v in value.items() if k not in VOLATILE_KEYS and k not in drop}
+    if isinstance(value, list):
+        return [normalize(v, drop) for v in value]
+    if isinstance(value, str):
+        return _TMP_NAME.sub('<TMP>', _ANSIBLE_TMP.sub('<REMOTE_TMP>', value))
+    return value
+
+
+def comparable(result: PlaybookResult, drop=frozenset()) -> dict:
+    """{(host, task): (status, normalized result)} for every task result."""
+    out = {}
+    for r in result.results:
+        key = (r['host'], r['task'])
+        assert key not in out, f'task name {key} is not unique in the playbook'
+        out[key] = (r['status'], normalize(r['result'], drop))
+    return out
+
+
+def assert_same_results(vanilla: PlaybookResult, svc: PlaybookResult, drop=frozenset(), skip_tasks=()):
+    """Every task ended the same way with the same (normalized) result."""
+    a = {k: v for k, v in comparable(vanilla, drop).items() if k[1] not in skip_tasks}
+    b = {k: v for k, v in comparable(svc, drop).items() if k[1] not in skip_tasks}
+    assert sorted(a) == sorted(b), (
+        f'different task results: only vanilla {sorted(set(a) - set(b))}, only svc {sorted(set(b) - set(a))}')
+    diffs = []
+    for key in sorted(a):
+        if a[key] != b[key]:
+            diffs.append(f'{key}:\n  vanilla: {json.dumps(a[key], sort_keys=True, default=str)}\n'
+                         f'  svc:     {json.dumps(b[key], sort_keys=True, default=str)}')
+    assert not diffs, 'svc_linear differs from linear:\n' + '\n'.join(diffs)
+
+
+def processes() -> dict[int, tuple[str, str]]:
+    """{pid: (user, command line)} of every live (non-zombie) process."""
+    import pwd
+    procs = {}
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+            if stat[stat.rindex(')') + 2] in 'ZX':
+                continue
+            cmdline = (entry / 'cmdline').read_bytes().replace(b'\0', b' ').decode('utf-8', 'replace').strip()
+            uid = entry.stat().st_uid
+        except (OSError, ValueError):
+            continue
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        procs[int(entry.name)] = (user, cmdline)
+    return procs
+
+
+def svc_processes(users=('svc-login', 'svc-pw', 'svc-target')) -> dict[int, tuple[str, str]]:
+    """Processes that belong to an ansible-svc run: the mux, mitogen
+    interpreters (`python3(mitogen:ansible-svc)`), and any python process of
+    the test users."""
+    me = os.getpid()
+    found = {}
+    for pid, (user, cmd) in processes().items():
+        if pid == me:
+            continue
+        if ('ansible_svc.mux' in cmd or 'mitogen:ansible-svc' in cmd or 'ansible-svc' in cmd.split(' ')[0]
+                or (user in users and 'python' in cmd)):
+            found[pid] = (user, cmd)
+    return found
+
+
+def wait_gone(pids, timeout: float = 15.0) -> dict[int, tuple[str, str]]:
+    """Poll until none of `pids` is alive; return those still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {p: v for p, v in processes().items() if p in set(pids)}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.25)
+
+
+def new_svc_processes_after(before: dict, timeout: float = 15.0) -> dict:
+    """svc processes that did not exist in `before` and are still alive
+    after polling up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {p: v for p, v in svc_processes().items() if p not in before}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.25)

@@ -1,0 +1,101 @@
+"""ansible-doc from the checkout, and the built and installed collection."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import ansible_svc
+from helpers import ANSIBLE_CFG, REPO, VENV_BIN, inventory_for, run_playbook
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    # pytest-ansible points this at <repo>/collections, a symlink to the
+    # checkout; the installed copy must be the only one found.
+    env.pop('ANSIBLE_COLLECTIONS_PATH', None)
+    env.update({'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_CONFIG': str(ANSIBLE_CFG),
+                'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))})
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize('kind,name,options', [
+    ('connection', 'svc_ssh', ['remote_user', 'host_key_checking', 'private_key_file', 'ssh_args', 'port']),
+    ('connection', 'svc_local', ['python_interpreter', 'timeout']),
+    ('strategy', 'svc_linear', []),
+])
+def test_ansible_doc_from_checkout(tmp_path, kind, name, options):
+    p = subprocess.run([str(VENV_BIN / 'ansible-doc'), '-t', kind, name], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert name in p.stdout
+    for option in options:
+        assert re.search(rf'^\s*[-=]?\s*{option}\b', p.stdout, re.M), f'{option} missing:\n{p.stdout}'
+    assert '[ERROR]' not in p.stderr and '[WARNING]' not in p.stderr.replace(
+        '[WARNING]: Deprecation warnings can be disabled', ''), p.stderr
+
+
+def test_galaxy_version_matches_package():
+    text = (REPO / 'galaxy.yml').read_text()
+    version = re.search(r'^version:\s*(\S+)\s*$', text, re.M).group(1).strip('"\'')
+    assert version == ansible_svc.__version__
+
+
+GALAXY = str(VENV_BIN / 'ansible-galaxy')
+
+
+@pytest.fixture(scope='module')
+def tarball(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp('galaxy')
+    dist = tmp_path / 'dist'
+    build = subprocess.run([GALAXY, 'collection', 'build', str(REPO), '--output-path', str(dist)],
+                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    tarballs = list(dist.glob('ansible_svc-accel-*.tar.gz'))
+    assert [t.name for t in tarballs] == [f'ansible_svc-accel-{ansible_svc.__version__}.tar.gz']
+    return tarballs[0]
+
+
+def test_built_collection_contents(tarball):
+    import tarfile
+    with tarfile.open(tarball) as tf:
+        names = tf.getnames()
+    for wanted in ('plugins/strategy/svc_linear.py', 'plugins/connection/svc_ssh.py',
+                   'plugins/connection/svc_local.py', 'meta/runtime.yml', 'MANIFEST.json'):
+        assert wanted in names, names
+    # Nothing of the test suite or the dev environment ships.
+    for name in names:
+        assert not name.startswith(('tests/', '.state', '.venv', '.git/', 'roles/svc_test')), name
+
+
+def test_built_collection_installs_and_runs(ssh_env, sshd_alive, tmp_path, tarball):
+    coll = tmp_path / 'collections'
+    inst = subprocess.run([GALAXY, 'collection', 'install', '-p', str(coll), str(tarball)],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    assert (coll / 'ansible_collections' / 'ansible_svc' / 'accel' / 'plugins' / 'strategy' / 'svc_linear.py').exists(), inst.stdout + inst.stderr
+
+    empty_cfg = tmp_path / 'empty.cfg'
+    empty_cfg.write_text('')
+    pb = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: ping
+      ping:
+    - name: parent
+      shell: "cat /proc/$PPID/cmdline | tr '\\\\0' ' '"
+"""
+    r = run_playbook(pb, tmp_path=tmp_path / 'run', inventory=inventory_for(ssh_env),
+                     strategy='ansible_svc.accel.svc_linear', args=['-vvvv'],
+                     env={'ANSIBLE_CONFIG': str(empty_cfg), 'ANSIBLE_COLLECTIONS_PATH': str(coll)}).assert_ok()
+    for host in ('target', 'local'):
+        assert r.task('ping', host)['result']['ping'] == 'pong'
+        assert 'mitogen:ansible-svc' in r.task('parent', host)['result']['stdout']
+    assert re.search(rf'Loading collection ansible_svc\.accel from {re.escape(str(coll))}', r.stdout), r.output
+    # Plugins came from the installed collection, not from the checkout.
+    assert str(REPO / 'plugins') not in r.stdout, r.output
