@@ -31,7 +31,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible.utils.display import Display
 
-from ansible_svc.controller import ansiballz, mux_client, spec as specs
+from ansible_svc.controller import ansiballz, mux_client, spec as specs, strategy
 from ansible_svc.controller.session import (
     AuthenticationFailed,
     BecomeFailed,
@@ -86,6 +86,18 @@ class SvcConnectionBase(ConnectionBase):
         self._shell.env_prefix = env_prefix
 
     # -- Ansible's hooks -----------------------------------------------------
+
+    def matches_name(self, possible_names):
+        """Also answer to the names the strategy redirects to us.
+
+        Ansible reuses a task's connection across loop items only when the
+        host's connection name matches the plugin; ``ssh`` must match
+        ``svc_ssh``, or every item would reconnect.
+        """
+        if super().matches_name(possible_names):
+            return True
+        ours = self._load_name.rsplit(".", 1)[-1]
+        return any(strategy.REDIRECTS.get(name) == ours for name in possible_names)
 
     def set_become_plugin(self, plugin):
         self.become = BecomeRequest(plugin, self) if plugin is not None else None
