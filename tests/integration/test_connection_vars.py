@@ -132,3 +132,20 @@ def test_reset_connection(ssh_env, sshd_alive, tmp_path):
         assert r.task('old interpreter gone', host)['result']['stdout'] == 'gone', host
     v = run_playbook(pb, tmp_path=tmp_path / 'vanilla', strategy='linear', inventory=inventory_for(ssh_env)).assert_ok()
     assert v.task('interpreter pid 3', 'target')['status'] == 'changed'
+
+
+def test_loop_items_reuse_one_connection(ssh_env, sshd_alive, tmp_path):
+    # Ansible reuses a task's connection across loop items only if the plugin
+    # answers to the host's connection name ("ssh"); otherwise every item
+    # opens a new session with the mux.
+    pb = """
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: loop
+      command: echo {{ item }}
+      loop: [1, 2, 3, 4, 5]
+"""
+    r = run_playbook(pb, tmp_path=tmp_path, inventory=inventory_for(ssh_env), args=['-vvv']).assert_ok()
+    assert len(r.tasks('loop', 'target')) == 1
+    assert r.stdout.count('ESTABLISH SSH CONNECTION') == 1, r.output
