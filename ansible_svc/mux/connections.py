@@ -146,23 +146,22 @@ class ConnectionService(mitogen.service.Service):
         LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
         return entry
 
-    def _login(self, spec):
-        base = base_key(spec)
-        python = spec.get("python")
-        alias = (base, None, python)
+    def _cached(self, alias, key_prefix, create):
+        """The entry for `alias`, or `create()` it under the key's lock."""
         entry = self._by_alias(alias)
         if entry is not None:
             return entry
-        with self._key_lock((base, None)):
-            entry = self._by_alias(alias)
-            if entry is not None:
-                return entry
-            existing = self._same_login(base, None)
-            for key, candidate in existing:
-                if python is None:
-                    real = key[2]
-                else:
-                    real = candidate.context.call(commands.resolve_python, python)
+        with self._key_lock(key_prefix):
+            return self._by_alias(alias) or create()
+
+    def _login(self, spec):
+        base, python = base_key(spec), spec.get("python")
+        alias = (base, None, python)
+
+        def create():
+            # Another spelling of an interpreter we already run? Reuse it.
+            for key, candidate in self._same_login(base, None):
+                real = key[2] if python is None else candidate.context.call(commands.resolve_python, python)
                 if real == key[2]:
                     with self._lock:
                         self._aliases[alias] = key
@@ -170,17 +169,13 @@ class ConnectionService(mitogen.service.Service):
             start_with = python or spec.get("default_python") or DEFAULT_PYTHON
             return self._start((base, None), alias, lambda p: self._start_login(spec, p), start_with)
 
+        return self._cached(alias, (base, None), create)
+
     def _become(self, spec, login):
         base, become = base_key(spec), become_key(spec)
         alias = (base, become, login.info["python_real"])
-        entry = self._by_alias(alias)
-        if entry is not None:
-            return entry
-        with self._key_lock((base, become)):
-            entry = self._by_alias(alias)
-            if entry is not None:
-                return entry
-            return self._start((base, become), alias, lambda p: self._start_become(spec, login.context, p), login.info["python"])
+        start = lambda p: self._start_become(spec, login.context, p)  # noqa: E731
+        return self._cached(alias, (base, become), lambda: self._start((base, become), alias, start, login.info["python"]))
 
     def _start_login(self, spec, python):
         common = dict(python_path=shlex.split(python), connect_timeout=spec.get("timeout") or 30, remote_name="ansible-svc")
