@@ -26,6 +26,9 @@ LOG = logging.getLogger(__name__)
 #: to come through the mux (it was sent before the acknowledgement).
 RESULT_GRACE = 30.0
 
+#: Added to twice the connect timeout to bound a ``get`` from the mux.
+CONNECT_GRACE = 60.0
+
 #: Bound on ``meta: reset_connection`` (shutting interpreters down).
 RESET_TIMEOUT = 30.0
 
@@ -107,7 +110,9 @@ class Session(object):
         spec = dict(self.spec, python=python)
         if not become:
             spec["become"] = None
-        reply = self._call_mux("get", spec=spec)
+        # Bounded: our connect may queue behind another worker's for the
+        # same host, each limited by the spec's timeout plus the mux's probe.
+        reply = self._call_mux("get", timeout=CONNECT_GRACE + 2 * (spec.get("timeout") or 30), spec=spec)
         if "error" in reply:
             error = reply["error"]
             raise _ERRORS.get(error["kind"], SessionError)(error["msg"])

@@ -45,6 +45,16 @@ BECOME_METHODS = {"sudo": "sudo", "su": "su"}
 #: Interpreter started when neither the task nor the inventory names one.
 DEFAULT_PYTHON = "python3"
 
+#: Bound on the small calls made to a fresh or cached interpreter while
+#: connecting (describe, resolve an interpreter path): a wedged target must
+#: not hold a pool thread and the host's connect lock forever.
+PROBE_TIMEOUT = 30.0
+
+
+def probe(context, fn, *args):
+    """``context.call`` with a time limit."""
+    return context.call_async(fn, *args).get(timeout=PROBE_TIMEOUT).unpickle()
+
 
 def base_key(spec: dict) -> tuple:
     """Everything that distinguishes a login, minus secrets and python."""
@@ -136,7 +146,7 @@ class ConnectionService(mitogen.service.Service):
     def _start(self, key_prefix, alias, start, python):
         context = start(python)
         try:
-            info = context.call(commands.describe)
+            info = probe(context, commands.describe)
         except mitogen.core.Error:
             context.shutdown()
             raise
@@ -161,7 +171,7 @@ class ConnectionService(mitogen.service.Service):
         def create():
             # Another spelling of an interpreter we already run? Reuse it.
             for key, candidate in self._same_login(base, None):
-                real = key[2] if python is None else candidate.context.call(commands.resolve_python, python)
+                real = key[2] if python is None else probe(candidate.context, commands.resolve_python, python)
                 if real == key[2]:
                     with self._lock:
                         self._aliases[alias] = key
