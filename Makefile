@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # Only pass test dirs that exist: pytest errors on a missing path.
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
@@ -38,7 +39,8 @@ demo: venv env
 	$(VPY) demo/run_demo.py
 
 bench: venv env
-	$(VPY) -m bench
+	$(VPY) -m pip install -q -e '.[bench]'
+	$(VPY) -m bench $(BENCH_ARGS)
 
 clean-env:
 	bash tests/env/teardown.sh

@@ -1,0 +1,50 @@
+"""Unit tests of the benchmark suite's pure parts: recap parsing, checks, report cells."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench import report  # noqa: E402
+from bench.runner import RunResult, check, parse_recap  # noqa: E402
+from bench.workloads import WORKLOADS  # noqa: E402
+
+RECAP = '''
+PLAY RECAP *********************************************************************
+svcb0                      : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+svcb1                      : ok=1    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
+'''
+
+
+def test_parse_recap_and_check():
+    recap = parse_recap('TASK [x] ok\n' + RECAP)
+    assert recap['svcb0'] == {'ok': 2, 'changed': 1, 'unreachable': 0, 'failed': 0}
+    assert check(0, {'svcb0': recap['svcb0']}, ['svcb0']) == ''
+    assert 'unreachable=1' in check(0, recap, ['svcb0', 'svcb1'])
+    assert check(2, recap, ['svcb0']) == 'rc=2'
+    assert check(None, recap, ['svcb0']) == 'timed out'
+    assert 'no PLAY RECAP' in check(0, {}, ['svcb0'])
+
+
+def _run(mode, wall, ok=True, rnd=0):
+    return RunResult('1host', 'loop100', mode, rnd, ok, wall, 1.0, 50.0, 0 if ok else 2)
+
+
+def test_cell_median_fail_and_warmup():
+    runs = [_run('svc', 9.0, rnd=-1), _run('svc', 1.0), _run('svc', 3.0, rnd=1), _run('svc', 2.0, rnd=2),
+            _run('vanilla', 4.0), _run('vanilla', 4.0, ok=False, rnd=1)]
+    assert report.cell(runs, '1host', 'loop100', 'svc') == 2.0
+    assert report.cell(runs, '1host', 'loop100', 'vanilla') == report.FAIL
+    assert report.cell(runs, '1host', 'loop100', 'floor') is None
+    assert report._ratio(2.0, 4.0) == '0.50x'
+    assert report._ratio(2.0, report.FAIL) == '–'
+
+
+def test_floor_twin_has_as_many_debug_tasks(tmp_path):
+    for name, expected in (('tasks100', 100), ('template20', 20), ('become20', 20), ('facts', 1)):
+        text = WORKLOADS[name].playbook(tmp_path, floor=True).read_text()
+        assert text.count('debug:') == expected, name
+        assert 'gather_facts: false' in text
+    loop = WORKLOADS['loop100'].playbook(tmp_path, floor=True).read_text()
+    assert 'range(100)' in loop and loop.count('debug:') == 1
