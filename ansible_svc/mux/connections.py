@@ -112,7 +112,6 @@ class ConnectionService(mitogen.service.Service):
         self._entries: dict[tuple, Entry] = {}
         self._aliases: dict[tuple, tuple] = {}
         self._key_locks: dict[tuple, threading.Lock] = {}
-        self.connects = 0
 
     def _key_lock(self, key):
         with self._lock:
@@ -151,7 +150,6 @@ class ConnectionService(mitogen.service.Service):
             context.shutdown()
             raise
         entry = Entry(context, info)
-        self.connects += 1
         self._add(key_prefix + (info["python_real"],), alias, entry)
         LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
         return entry
@@ -230,7 +228,7 @@ class ConnectionService(mitogen.service.Service):
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"spec": dict})
     def get(self, spec):
-        """Return ``{"context", "login", "info"}`` or ``{"error"}``."""
+        """Return ``{"context", "info"}`` or ``{"error"}``."""
         try:
             login = self._login(spec)
         except Exception as exc:
@@ -245,7 +243,7 @@ class ConnectionService(mitogen.service.Service):
             return self._failure(spec, exc, "become")
         with self._lock:
             entry.refs += 1
-        return {"context": entry.context, "login": login.context, "info": entry.info}
+        return {"context": entry.context, "info": entry.info}
 
     @staticmethod
     def _failure(spec, exc, kind):
@@ -283,11 +281,3 @@ class ConnectionService(mitogen.service.Service):
                 LOG.debug("reset: %s: %s", entry.context.name, exc)
         return len(doomed)
 
-    @mitogen.service.expose(policy=mitogen.service.AllowParents())
-    def stats(self):
-        """Counters for tests and debugging."""
-        with self._lock:
-            return {
-                "connects": self.connects,
-                "entries": [{"name": e.context.name, "refs": e.refs, "pid": e.info["pid"]} for e in self._entries.values()],
-            }
