@@ -16,7 +16,8 @@ import pytest
 from helpers import (inventory_for, new_svc_processes_after, prepare_playbook, processes, read_results,
                      run_playbook, svc_processes)
 
-PB = """
+# Both playbooks start alike: an ssh and a local interpreter, and a become one.
+COMMON_TASKS = """
 - hosts: all
   gather_facts: false
   tasks:
@@ -26,21 +27,13 @@ PB = """
       command: id -un
       become: true
       when: inventory_hostname == 'target'
-    - name: copy
+"""
+
+PB = COMMON_TASKS + """    - name: copy
       copy: content="x" dest="{{ lookup('env', 'SVC_TEST_OUT') }}/{{ inventory_hostname }}"
 """
 
-SLEEP_PB = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: ping
-      ping:
-    - name: become
-      command: id -un
-      become: true
-      when: inventory_hostname == 'target'
-    - name: sleep
+SLEEP_PB = COMMON_TASKS + """    - name: sleep
       command: sleep {{ sleep_for }}
     - name: never reached
       command: id -un
