@@ -6,5 +6,6 @@ here lets workers and targets call them without importing the mux code.
 
 CONNECTIONS = "ansible_svc.mux.connections.ConnectionService"
 JOBS = "ansible_svc.mux.jobs.JobResultService"
+JOB_STATUS = "ansible_svc.mux.job_status.JobStatusService"
 FILES = "mitogen.service.FileService"
 PUSH_FILES = "ansible_svc.target.filecache.PushFileCache"

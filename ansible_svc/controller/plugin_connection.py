@@ -19,6 +19,7 @@ Two details of Ansible's action layer are bridged here:
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible.errors import (
@@ -31,7 +32,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible.utils.display import Display
 
-from ansible_svc.controller import ansiballz, mux_client, spec as specs, strategy
+from ansible_svc.controller import ansiballz, async_jobs, mux_client, spec as specs, strategy
 from ansible_svc.controller.session import (
     AuthenticationFailed,
     BecomeFailed,
@@ -76,6 +77,8 @@ class SvcConnectionBase(ConnectionBase):
         self._session: Session | None = None
         self._become_next = False
         self._module_env: dict = {}
+        #: Async jobs this connection started: jid -> whether as become user.
+        self._async_jobs: dict[str, bool] = {}
         self.cwd = None
         render_env = self._shell.env_prefix
 
@@ -103,8 +106,9 @@ class SvcConnectionBase(ConnectionBase):
         self.become = BecomeRequest(plugin, self) if plugin is not None else None
 
     def is_pipelining_enabled(self, wrap_async: bool = False) -> bool:
-        # Modules always travel by RPC; async jobs still use Ansible's
-        # async_wrapper through temporary files.
+        # Modules always travel by RPC. For async tasks Ansible uploads the
+        # module and its async_wrapper, and we start the job from its command
+        # line (see exec_command), so every module kind works as in vanilla.
         from ansible import constants as C
         return not wrap_async and not C.DEFAULT_KEEP_REMOTE_FILES
 
@@ -137,12 +141,46 @@ class SvcConnectionBase(ConnectionBase):
                     display.vvvv("running the module payload as a plain command: %s" % exc, host=self._host())
                 else:
                     display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
-                    cwd = specs.plain(to_text(self.cwd)) if self.cwd else None
-                    return self._session.run_module(payload, become, env, cwd)
-            display.vvv("EXEC %s" % to_text(cmd), host=self._host())
-            cwd = specs.plain(to_text(self.cwd)) if self.cwd else None
+                    return self._session.run_module(payload, become, env, self._cwd())
+            cmd = specs.plain(to_text(cmd))
+            command = async_jobs.parse_command(cmd) if in_data is None else None
+            if command is not None:
+                return self._start_async(command, become, env)
+            display.vvv("EXEC %s" % cmd, host=self._host())
+            cwd = self._cwd()
             stdin = bytes(to_bytes(in_data)) if in_data is not None else None
-            return self._session.run_command(specs.plain(to_text(cmd)), stdin, become, self.command_shell, cwd)
+            return self._session.run_command(cmd, stdin, become, self.command_shell, cwd)
+
+    def _start_async(self, command, become, env):
+        display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""), host=self._host())
+        started = self._session.start_async(command, become, env, self._cwd())
+        self._async_jobs[started["ansible_job_id"]] = become
+        result = async_jobs.started_result(started["ansible_job_id"], started["results_file"], command)
+        return 0, to_bytes(json.dumps(result)), b""
+
+    # -- async jobs, for the strategy's poll and mitogen_async_status ----------
+
+    def wait_async_job(self, jid: str, timeout: float):
+        """The pushed job file reading of a job this connection started, or
+        None (not ours, or nothing pushed in time: read the job file)."""
+        become = self._async_jobs.get(jid)
+        if become is None or self._session is None:
+            return None
+        with self._errors():
+            return self._session.wait_async(specs.plain(jid), become, timeout)
+
+    @ensure_connect
+    def async_status(self, jid: str, become: bool, async_dir: str) -> dict:
+        with self._errors():
+            return self._session.async_status(specs.plain(jid), become, specs.plain(async_dir))
+
+    @ensure_connect
+    def async_cleanup(self, jid: str, become: bool | None, async_dir: str) -> dict:
+        """Remove a job file; `become` None means as the job was started."""
+        if become is None:
+            become = self._async_jobs.get(jid, False)
+        with self._errors():
+            return self._session.async_cleanup(specs.plain(jid), become, specs.plain(async_dir))
 
     @ensure_connect
     def put_file(self, in_path, out_path):
@@ -180,6 +218,9 @@ class SvcConnectionBase(ConnectionBase):
             mux_client.detach()
 
     # -- helpers ---------------------------------------------------------------
+
+    def _cwd(self):
+        return specs.plain(to_text(self.cwd)) if self.cwd else None
 
     def _host(self):
         return self._session.spec.get("host") if self._session else None

@@ -17,8 +17,9 @@ import mitogen.core
 import mitogen.select
 
 from ansible_svc import names
-from ansible_svc.controller import ansiballz, mux_client
-from ansible_svc.target import commands, modules
+from ansible_svc.rpc import cast_service
+from ansible_svc.controller import ansiballz, async_jobs, mux_client
+from ansible_svc.target import asyncjobs, commands, modules
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ CONNECT_GRACE = 60.0
 
 #: Bound on ``meta: reset_connection`` (shutting interpreters down).
 RESET_TIMEOUT = 30.0
+
+#: Bound on an async status lookup or cleanup (the mux may read the job
+#: file on the target, itself bounded at 30 s).
+STATUS_TIMEOUT = 60.0
 
 #: Chunk size for fetching files from targets.
 FETCH_CHUNK = 4 * 1024 * 1024
@@ -59,16 +64,6 @@ class RemoteError(SessionError):
 _ERRORS = {"unreachable": TargetUnreachable, "auth": AuthenticationFailed, "become": BecomeFailed, "failed": SessionError}
 
 
-def cast_service(mux, service: str, method: str, **kwargs) -> None:
-    """Call a service method without asking for a reply.
-
-    Unlike ``call_service_async(...).close()``, no reply handler is
-    registered, so there is nothing to race with when closing it.
-    """
-    tup = (service, method, mitogen.core.Kwargs(kwargs))
-    mux.send(mitogen.core.Message.pickled(tup, handle=mitogen.core.CALL_SERVICE))
-
-
 def _close_reply_receiver(recv) -> None:
     """Close a call's reply receiver whose reply may have just arrived.
 
@@ -91,11 +86,13 @@ class Session(object):
 
     # -- contexts ---------------------------------------------------------
 
-    def _call_mux(self, method: str, timeout: float | None = None, **kwargs):
+    def _call_mux(self, method: str, timeout: float | None = None, service: str = names.CONNECTIONS, **kwargs):
         attachment = mux_client.attach()
-        recv = attachment.mux.call_service_async(names.CONNECTIONS, method, **kwargs)
+        recv = attachment.mux.call_service_async(service, method, **kwargs)
         try:
             return recv.get(timeout=timeout).unpickle()
+        except mitogen.core.CallError as exc:
+            raise RemoteError(str(exc)) from exc
         except mitogen.core.TimeoutError as exc:
             raise TargetUnreachable("the ansible-svc mux did not answer %s within %ss" % (method, timeout)) from exc
         except mitogen.core.ChannelError as exc:
@@ -230,3 +227,48 @@ class Session(object):
         if "error" in result:
             raise SessionError(result["error"])
         return result["rc"], bytes(result["stdout"]), bytes(result["stderr"])
+
+    # -- async jobs -----------------------------------------------------------
+    #
+    # Async jobs run in the default interpreter of the (become) user: the job
+    # itself runs the module file with its own shebang interpreter, so any
+    # interpreter of that user will do, and status lookups find the same one.
+
+    def start_async(self, command: async_jobs.AsyncCommand, become: bool, env: dict, cwd: str | None) -> dict:
+        """Start a detached job; ``{"ansible_job_id", "results_file"}``."""
+        attachment = mux_client.attach()
+        request = {
+            "base": command.base_jid,
+            "module_path": command.module_path,
+            "args_path": command.args_path,
+            "limit": command.limit,
+            "tmpdir": command.tmpdir,
+            "env": env,
+            "cwd": cwd,
+            "async_dir": env.get("ANSIBLE_ASYNC_DIR") or async_jobs.DEFAULT_ASYNC_DIR,
+        }
+        started = self._call(become, asyncjobs.start, attachment.mux.context_id, request)
+        cast_service(attachment.mux, names.JOBS, "issue", job_id=started["ansible_job_id"], context=self.context(become))
+        return started
+
+    def wait_async(self, jid: str, become: bool, timeout: float) -> dict | None:
+        """The job file reading pushed when job `jid` ended, or None when
+        none arrived within `timeout` seconds (the caller reads the file)."""
+        attachment = mux_client.attach()
+        results = mitogen.core.Receiver(attachment.router)
+        try:
+            cast_service(attachment.mux, names.JOBS, "listen", job_id=jid, sender=results.to_sender(), context=self.context(become))
+            return results.get(timeout=timeout).unpickle()
+        except (mitogen.core.TimeoutError, mitogen.core.ChannelError) as exc:
+            LOG.debug("async job %s: no pushed result (%s)", jid, exc)
+            return None
+        finally:
+            results.close()
+
+    def async_status(self, jid: str, become: bool, async_dir: str) -> dict:
+        """Status of job `jid` through the mux's deduplicating JobStatusService."""
+        return self._call_mux("status", STATUS_TIMEOUT, names.JOB_STATUS, job_id=jid, context=self.context(become), async_dir=async_dir)
+
+    def async_cleanup(self, jid: str, become: bool, async_dir: str) -> dict:
+        """Remove job `jid`'s file and forget the job."""
+        return self._call_mux("cleanup", STATUS_TIMEOUT, names.JOB_STATUS, job_id=jid, context=self.context(become), async_dir=async_dir)

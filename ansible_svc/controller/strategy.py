@@ -1,15 +1,16 @@
 """What the ``svc_*`` strategies do before Ansible's own strategy runs.
 
 Runs in the ``ansible-playbook`` controller process. Global state: the run's
-mux (``mux_process``), and one wrapper installed on Ansible's connection
-plugin loader so that ``ssh`` and ``local`` hosts are served by our plugins.
+mux (``mux_process``), one wrapper installed on Ansible's connection
+plugin loader so that ``ssh`` and ``local`` hosts are served by our plugins,
+and one on the task executor's async poll (``async_poll``).
 Every other connection type (paramiko, winrm, docker, network_cli, ...) is
 loaded untouched and runs vanilla, in the same play.
 """
 
 from __future__ import annotations
 
-from ansible_svc.controller import mux_process
+from ansible_svc.controller import async_poll, mux_process
 
 #: Connection names we serve, and the plugin that serves each.
 REDIRECTS = {
@@ -57,3 +58,4 @@ def install(strategy_name: str, forks: int, verbosity: int) -> None:
 
     mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
     redirect_connections(connection_loader, plugin_prefix(strategy_name))
+    async_poll.install()

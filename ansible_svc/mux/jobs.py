@@ -7,13 +7,14 @@ How it works:
 1. A worker picks a random job id and calls ``listen(job_id, sender,
    context)`` without waiting for a reply. That issues the id to `context`
    (the target interpreter that will run the job) and names where the result
-   goes.
+   goes. Async jobs are issued with ``issue(job_id, context)`` when they
+   start, and listened for later (``poll: N``) or never (``poll: 0``).
 2. The target runs the job and calls ``push(job_id, result)``. A push is
    accepted only from the context the id was issued to; anything else is
    refused and logged.
 3. The result is sent to the listener at once, and only a tombstone kept.
    ``get(job_id)`` answers without blocking, for pollers of jobs that have
-   no listener.
+   no listener; their results stay until ``forget`` or ``UNCLAIMED_TTL``.
 
 The listen and the push arrive on different streams and may be handled by
 different pool threads in either order, so a push for an id not issued yet
@@ -71,19 +72,34 @@ class JobResultService(mitogen.service.Service):
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.no_reply()
+    @mitogen.service.arg_spec({"job_id": str, "context": mitogen.core.Context})
+    def issue(self, job_id, context):
+        """Issue `job_id` to `context` with nobody listening yet (async jobs:
+        the result is kept for ``get`` or a later ``listen``)."""
+        self._claim(job_id, context, None)
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.no_reply()
     @mitogen.service.arg_spec({"job_id": str, "sender": mitogen.core.Sender, "context": mitogen.core.Context})
     def listen(self, job_id, sender, context):
         """Issue `job_id` to `context`; send its result to `sender`."""
+        self._claim(job_id, context, sender)
+
+    def _claim(self, job_id, context, sender):
         with self._lock:
             self._expire_locked()
             job = self._jobs.get(job_id)
             if job is None:
                 job = self._jobs[job_id] = Job(job_id)
-            elif job.owner_id is not None:
+            elif job.owner_id not in (None, context.context_id):
+                LOG.warning("job %s: already issued to context %s, not to %s", job_id, job.owner_id, context.context_id)
+                return
+            elif sender is not None and (job.sender is not None or job.delivered):
                 LOG.warning("job %s: second listen ignored", job_id)
                 return
             job.owner_id = context.context_id
-            job.sender = sender
+            if sender is not None:
+                job.sender = sender
             if job.result is None:
                 return
             if job.pusher_id != job.owner_id:
@@ -92,6 +108,8 @@ class JobResultService(mitogen.service.Service):
                 self._refuse_locked(job, job.pusher_id)
                 job.result = None
                 job.pusher_id = None
+                return
+            if job.sender is None:
                 return
         self._deliver(job)
 
@@ -146,14 +164,22 @@ class JobResultService(mitogen.service.Service):
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"job_id": str})
     def get(self, job_id):
-        """Non-blocking status: ``{'state': 'unknown'|'pending'|'done'}``."""
+        """Non-blocking status: ``{'state': 'unknown'|'pending'|'done'}``,
+        with ``owner_id`` (the context the job was issued to) when known."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.delivered:
                 return {"state": "unknown"}
             if job.result is None:
-                return {"state": "pending"}
-            return {"state": "done", "result": job.result}
+                return {"state": "pending", "owner_id": job.owner_id}
+            return {"state": "done", "owner_id": job.owner_id, "result": job.result}
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.arg_spec({"job_id": str})
+    def forget(self, job_id):
+        """Drop what is known of `job_id` (async ``mode: cleanup``)."""
+        with self._lock:
+            return self._jobs.pop(job_id, None) is not None
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     def stats(self):

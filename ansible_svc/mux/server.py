@@ -32,6 +32,7 @@ import mitogen.unix
 
 from ansible_svc.mux.connections import ConnectionService
 from ansible_svc.mux.jobs import JobResultService
+from ansible_svc.mux.job_status import JobStatusService
 from ansible_svc.target.filecache import PushFileCache
 
 LOG = logging.getLogger(__name__)
@@ -70,11 +71,13 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
     for prefix in BLOCKED_IMPORTS:
         router.responder.blacklist_prefix(prefix)
 
+    jobs = JobResultService(router)
     pool = mitogen.service.Pool(
         router,
         services=[
             ConnectionService(router),
-            JobResultService(router),
+            jobs,
+            JobStatusService(router, jobs),
             mitogen.service.FileService(router),
             PushFileCache(router=router),
         ],

@@ -1,0 +1,158 @@
+"""Async jobs, on the target interpreter's side.
+
+Runs in target interpreters. Global state: ``_SERVER``, this interpreter's
+fork server (``forkserver``, a separate process started on first use) and
+the jobs it started that still have to report.
+
+``start`` hands a job to the fork server and returns once the job file
+exists. When the job's supervisor exits, the server says so; we read the job
+file and push its content to the mux's JobResultService, so a waiting worker
+hears of it at once. The job file stays the durable record: if this
+interpreter, the connection or the mux is gone by then, nothing is pushed and
+readers fall back to the file (``read_job``).
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import mitogen.core
+
+from ansible_svc import names
+from ansible_svc.rpc import cast_service
+from ansible_svc.target import forkserver
+
+LOG = logging.getLogger(__name__)
+
+#: How long the fork server may take to report that a job started.
+START_TIMEOUT = 30.0
+
+_LOCK = threading.Lock()
+_SERVER = None
+
+
+class ForkServerClient(object):
+    """This interpreter's handle on its fork server process."""
+
+    def __init__(self, router):
+        self.router = router
+        source = forkserver.__loader__.get_source(forkserver.__name__)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", source],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        self._write_lock = threading.Lock()
+        self._starting = {}  # base id -> [threading.Event, event dict]
+        self._pushing = {}  # jid -> mux context id
+        thread = threading.Thread(target=self._read_events, name="ansible-svc-forkserver", daemon=True)
+        thread.start()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def start(self, request, mux_id):
+        waiter = [threading.Event(), None]
+        with _LOCK:
+            self._starting[request["base"]] = waiter
+        try:
+            with self._write_lock:
+                self.proc.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
+                self.proc.stdin.flush()
+            if not waiter[0].wait(START_TIMEOUT):
+                raise mitogen.core.CallError("the async job did not start within %ss" % (START_TIMEOUT,))
+        finally:
+            with _LOCK:
+                self._starting.pop(request["base"], None)
+        event = waiter[1]
+        if event["event"] != "started":
+            raise mitogen.core.CallError(event.get("msg") or "the async job did not start")
+        with _LOCK:
+            self._pushing[event["jid"]] = (mux_id, event["results_file"])
+        return {"ansible_job_id": event["jid"], "results_file": event["results_file"]}
+
+    def _read_events(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line.decode("utf-8"))
+            except ValueError:
+                LOG.warning("fork server said something unreadable: %r", line)
+                continue
+            if event.get("event") == "done":
+                with _LOCK:
+                    target = self._pushing.pop(event["jid"], None)
+                if target is not None:
+                    self._push(event["jid"], *target)
+                continue
+            with _LOCK:
+                waiter = self._starting.get(event.get("base"))
+            if waiter is not None:
+                waiter[1] = event
+                waiter[0].set()
+        with _LOCK:
+            waiters = list(self._starting.values())
+        for waiter in waiters:
+            waiter[1] = {"event": "failed", "msg": "the fork server exited"}
+            waiter[0].set()
+
+    def _push(self, jid, mux_id, path):
+        answer = read_job(path)
+        answer["results_file"] = path
+        try:
+            cast_service(mitogen.core.Context(self.router, mux_id), names.JOBS, "push", job_id=jid, result=answer)
+        except mitogen.core.Error as exc:
+            LOG.debug("async job %s: result not pushed, the job file keeps it: %s", jid, exc)
+
+
+def _server(router):
+    global _SERVER
+    with _LOCK:
+        if _SERVER is None or not _SERVER.alive():
+            _SERVER = ForkServerClient(router)
+        return _SERVER
+
+
+@mitogen.core.takes_router
+def start(mux_id, request, router=None):
+    """Start an async job; return its job id and job file path.
+
+    `request` is the fork server's ``start`` request without ``op``. The
+    result will be pushed to JobResultService on the mux `mux_id`.
+    """
+    request = dict(request, op="start")
+    return _server(router).start(request, mux_id)
+
+
+def job_path(async_dir, jid):
+    return os.path.join(os.path.expanduser(async_dir), jid)
+
+
+def read_job(path):
+    """The job file's text, or None when there is no such file."""
+    try:
+        with open(path) as fp:
+            return {"text": fp.read()}
+    except FileNotFoundError:
+        return {"text": None}
+    except OSError as exc:
+        return {"text": None, "error": str(exc)}
+
+
+def read_job_by_id(async_dir, jid):
+    path = job_path(async_dir, jid)
+    return dict(read_job(path), results_file=path)
+
+
+def remove_job(async_dir, jid):
+    """Remove a job file (``mode: cleanup``); False when there was none."""
+    path = job_path(async_dir, jid)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return {"erased": None, "results_file": path}
+    return {"erased": path, "results_file": path}

@@ -1,0 +1,260 @@
+"""Fork server and supervisor of async jobs: a fresh process per interpreter.
+
+Runs on targets as a process of its own: the target interpreter starts it
+with ``python -S -c <this file's source>`` when it first needs it (see
+``asyncjobs``), so it inherits nothing from the interpreter: no threads, no
+module state, no mitogen streams. Standard library only. Global state: none
+besides its job table.
+
+Each job is forked from this clean parent into a session of its own, so it
+survives the loss of the interpreter, the ssh connection, the mux and the
+controller. The forked supervisor writes the standard async job file
+(``<async dir>/<jid>``, the format vanilla's async_wrapper writes), runs the
+module command in its own process group, kills that group when the time
+limit passes, writes the result, and exits.
+
+Protocol, one JSON object per line. Requests on stdin::
+
+    {"op": "start", "base": "j123", "module_path": ..., "args_path": ...,
+     "env": {...}, "cwd": ..., "async_dir": "~/.ansible_async", "limit": 30,
+     "tmpdir": path or null}
+
+Events on stdout::
+
+    {"event": "started", "base": ..., "jid": "j123.<pid>", "results_file": ...}
+    {"event": "failed", "base": ..., "msg": ...}     (the job did not start)
+    {"event": "done", "jid": ...}                    (the supervisor exited)
+
+The server ends at EOF on stdin (its interpreter went away); jobs go on.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import traceback
+
+#: After killing a timed-out job, how long to wait for its output pipes.
+KILL_GRACE = 2.0
+
+
+def write_job_file(path, data):
+    """Replace the job file atomically, as a reader must never see half."""
+    tmp = "%s.tmp" % (path,)
+    with open(tmp, "w") as fp:
+        fp.write(json.dumps(data))
+    os.rename(tmp, path)
+
+
+def module_argv(module_path, args_path):
+    """The command vanilla's async_wrapper runs: the module file's shebang
+    interpreter (with its arguments), the file, and the args file if any."""
+    argv = [module_path]
+    with open(module_path, "rb") as fp:
+        head = fp.read(1024)
+    if head.startswith(b"#!") and b"\n" in head:
+        argv = head[2:head.index(b"\n")].decode("utf-8", "surrogateescape").split() + argv
+    if args_path:
+        argv.append(args_path)
+    return argv
+
+
+def json_result(stdout):
+    """Parse a module's stdout as vanilla does: the JSON object between
+    leading and trailing junk, and a warning about the trailing junk."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("{")]
+    ends = [i for i, line in enumerate(lines) if line.strip().endswith("}")]
+    if not starts or not ends or ends[-1] < starts[0]:
+        raise ValueError("No JSON object found in the module output")
+    first, last = starts[0], ends[-1]
+    result = json.loads("\n".join(lines[first:last + 1]))
+    if not isinstance(result, dict):
+        raise ValueError("The module output is not a JSON object")
+    junk = lines[last + 1:]
+    if junk:
+        warnings = result.get("warnings", [])
+        if not isinstance(warnings, list):
+            warnings = [warnings]
+        result["warnings"] = warnings + ["Module invocation had junk after the JSON data: %s" % "\n".join(junk)]
+    return result
+
+
+def run_job(request, jid, job_path):
+    """Run the module command; return the job file's final content."""
+    env = dict(os.environ)
+    env.update(request.get("env") or {})
+    argv = [request["module_path"]]
+    try:
+        argv = module_argv(request["module_path"], request.get("args_path"))
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=request.get("cwd") or os.path.expanduser("~"),
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return {"failed": True, "cmd": " ".join(argv), "msg": str(exc), "ansible_job_id": jid}
+    limit = request.get("limit") or None
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.communicate(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            pass  # something outside the group holds the pipes; give up on them
+        proc.wait()
+        return {
+            "failed": True,
+            "msg": "Timeout exceeded",
+            "timed_out": True,
+            "async_timeout": limit,
+            "child_pid": proc.pid,
+            "ansible_job_id": jid,
+        }
+    out = out.decode("utf-8", "surrogateescape")
+    err = err.decode("utf-8", "surrogateescape")
+    try:
+        result = json_result(out)
+    except ValueError:
+        return {
+            "failed": True,
+            "cmd": " ".join(argv),
+            "rc": proc.returncode,
+            "data": out,
+            "stderr": err,
+            "msg": traceback.format_exc(),
+            "ansible_job_id": jid,
+        }
+    if err:
+        result["stderr"] = err
+    return result
+
+
+def supervise(request, notify_fd):
+    """Body of the forked job supervisor; never returns."""
+    status = 0
+    try:
+        os.setsid()
+        os.umask(0o022)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, notify_fd)
+        os.closerange(notify_fd + 1, 65536)
+        jid = "%s.%d" % (request["base"], os.getpid())
+        job_dir = os.path.expanduser(request["async_dir"])
+        job_path = os.path.join(job_dir, jid)
+        try:
+            os.makedirs(job_dir, exist_ok=True)
+            write_job_file(job_path, {"started": True, "finished": False, "ansible_job_id": jid})
+        except OSError as exc:
+            tell(notify_fd, {"event": "failed", "msg": "could not create directory: %s - %s" % (job_dir, exc)})
+            os._exit(1)
+        tell(notify_fd, {"event": "started", "jid": jid, "results_file": job_path})
+        try:
+            result = run_job(request, jid, job_path)
+        except Exception:
+            result = {"failed": True, "msg": traceback.format_exc(), "ansible_job_id": jid}
+        write_job_file(job_path, result)
+        if request.get("tmpdir"):
+            shutil.rmtree(request["tmpdir"], ignore_errors=True)
+    except BaseException:
+        status = 1
+    os._exit(status)
+
+
+def tell(fd, event):
+    data = (json.dumps(event) + "\n").encode("utf-8")
+    while data:
+        data = data[os.write(fd, data):]
+
+
+class Job(object):
+    __slots__ = ("base", "pid", "jid", "buf", "told")
+
+    def __init__(self, base, pid):
+        self.base = base
+        self.pid = pid
+        self.jid = None
+        self.buf = b""
+        self.told = False
+
+
+class Server(object):
+    """The select loop: requests in, supervisors' events out."""
+
+    def __init__(self, in_fd=0, out_fd=1):
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.jobs = {}  # notify read fd -> Job
+
+    def start(self, request):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            supervise(request, write_fd)
+        os.close(write_fd)
+        self.jobs[read_fd] = Job(request["base"], pid)
+
+    def on_job_output(self, fd):
+        job = self.jobs[fd]
+        data = os.read(fd, 65536)
+        if data:
+            job.buf += data
+            while b"\n" in job.buf:
+                line, job.buf = job.buf.split(b"\n", 1)
+                event = json.loads(line.decode("utf-8"))
+                event["base"] = job.base
+                job.jid = event.get("jid", job.jid)
+                job.told = True
+                tell(self.out_fd, event)
+            return
+        os.close(fd)
+        del self.jobs[fd]
+        os.waitpid(job.pid, 0)
+        if job.jid is not None:
+            tell(self.out_fd, {"event": "done", "jid": job.jid})
+        elif not job.told:
+            tell(self.out_fd, {"event": "failed", "base": job.base, "msg": "the job supervisor died before the job started"})
+
+    def serve(self):
+        buf = b""
+        while True:
+            ready, _, _ = select.select([self.in_fd] + list(self.jobs), [], [])
+            for fd in ready:
+                if fd != self.in_fd:
+                    self.on_job_output(fd)
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    return
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    request = json.loads(line.decode("utf-8"))
+                    if request.get("op") == "start":
+                        self.start(request)
+
+
+def main():
+    try:
+        Server().serve()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+# Copyright: ansible-svc contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of ``mitogen_async_status``; its documentation lives in
+``plugins/modules/mitogen_async_status.py``, the logic in ``ansible_svc``."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+try:
+    from ansible_svc.controller.action_async_status import ActionModule
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    IMPORT_ERROR = exc
+
+    class ActionModule(ActionBase):
+        def run(self, tmp=None, task_vars=None):
+            raise AnsibleError(
+                "mitogen_async_status needs the ansible_svc and mitogen Python packages in the "
+                "Python that runs Ansible (pip install ansible-svc): %s" % IMPORT_ERROR
+            )
