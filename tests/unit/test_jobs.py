@@ -48,7 +48,7 @@ RESULT = {'rc': 0, 'stdout': b'out', 'stderr': b''}
 def test_listen_then_push(svc, router):
     sender = FakeSender()
     svc.listen('j1', sender, ctx(router, 11))
-    assert svc.get('j1') == {'state': 'pending'}
+    assert svc.get('j1') == {'state': 'pending', 'owner_id': 11}
     assert svc.push('j1', RESULT, FakeMsg(11)) is True
     assert sender.sent == [RESULT]
     assert svc.refused == 0
@@ -59,7 +59,7 @@ def test_listen_then_push(svc, router):
 
 def test_push_then_listen(svc, router):
     assert svc.push('j2', RESULT, FakeMsg(12)) is True
-    assert svc.get('j2') == {'state': 'done', 'result': RESULT}
+    assert svc.get('j2') == {'state': 'done', 'owner_id': None, 'result': RESULT}
     sender = FakeSender()
     svc.listen('j2', sender, ctx(router, 12))
     assert sender.sent == [RESULT]
@@ -73,7 +73,7 @@ def test_push_from_wrong_context_refused(svc, router):
     assert svc.push('j3', {'rc': 99}, FakeMsg(666)) is False
     assert svc.refused == 1
     assert sender.sent == []
-    assert svc.get('j3') == {'state': 'pending'}
+    assert svc.get('j3') == {'state': 'pending', 'owner_id': 13}
     # The rightful owner can still deliver.
     assert svc.push('j3', RESULT, FakeMsg(13)) is True
     assert sender.sent == [RESULT]
@@ -85,7 +85,7 @@ def test_parked_push_from_wrong_context_refused_at_listen(svc, router):
     svc.listen('j4', sender, ctx(router, 14))
     assert sender.sent == []
     assert svc.refused == 1
-    assert svc.get('j4') == {'state': 'pending'}
+    assert svc.get('j4') == {'state': 'pending', 'owner_id': 14}
     assert svc.push('j4', RESULT, FakeMsg(14)) is True
     assert sender.sent == [RESULT]
 
@@ -127,3 +127,42 @@ def test_listener_gone_does_not_raise(svc, router):
 
 def test_unknown_job(svc):
     assert svc.get('nope') == {'state': 'unknown'}
+
+
+def test_issued_async_job_keeps_result_until_listened(svc, router):
+    # poll: 0 jobs are issued when they start; their result waits for get
+    # (mitogen_async_status) or a later listen (poll: N), unconsumed by get.
+    svc.issue('a1', ctx(router, 21))
+    assert svc.get('a1') == {'state': 'pending', 'owner_id': 21}
+    assert svc.push('a1', RESULT, FakeMsg(21)) is True
+    assert svc.get('a1') == {'state': 'done', 'owner_id': 21, 'result': RESULT}
+    assert svc.get('a1')['state'] == 'done'
+    sender = FakeSender()
+    svc.listen('a1', sender, ctx(router, 21))
+    assert sender.sent == [RESULT]
+
+
+def test_issued_job_refuses_other_pushers_and_listeners(svc, router):
+    svc.issue('a2', ctx(router, 22))
+    assert svc.push('a2', RESULT, FakeMsg(23)) is False
+    intruder = FakeSender()
+    svc.listen('a2', intruder, ctx(router, 23))
+    assert svc.push('a2', RESULT, FakeMsg(22)) is True
+    assert intruder.sent == []
+    assert svc.refused == 1
+
+
+def test_parked_push_checked_at_issue(svc, router):
+    # A fast job may push before the worker's issue arrives.
+    assert svc.push('a3', RESULT, FakeMsg(24)) is True
+    svc.issue('a3', ctx(router, 25))
+    assert svc.get('a3') == {'state': 'pending', 'owner_id': 25}
+    assert svc.refused == 1
+
+
+def test_forget(svc, router):
+    svc.issue('a4', ctx(router, 26))
+    svc.push('a4', RESULT, FakeMsg(26))
+    assert svc.forget('a4') is True
+    assert svc.get('a4') == {'state': 'unknown'}
+    assert svc.forget('a4') is False
