@@ -15,7 +15,6 @@ readers fall back to the file (``read_job``).
 import json
 import logging
 import os
-import subprocess
 import sys
 import threading
 
@@ -40,13 +39,7 @@ class ForkServerClient(object):
     def __init__(self, router):
         self.router = router
         source = forkserver.__loader__.get_source(forkserver.__name__)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", source],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-        )
+        self.proc = forkserver.spawn(sys.executable, source)
         self._write_lock = threading.Lock()
         self._starting = {}  # base id -> [threading.Event, event dict]
         self._pushing = {}  # jid -> mux context id
@@ -104,7 +97,7 @@ class ForkServerClient(object):
         answer = read_job(path)
         answer["results_file"] = path
         try:
-            cast_service(mitogen.core.Context(self.router, mux_id), names.JOBS, "push", job_id=jid, result=answer)
+            push_result(mux_id, jid, answer, router=self.router)
         except mitogen.core.Error as exc:
             LOG.debug("async job %s: result not pushed, the job file keeps it: %s", jid, exc)
 
@@ -126,6 +119,13 @@ def start(mux_id, request, router=None):
     """
     request = dict(request, op="start")
     return _server(router).start(request, mux_id)
+
+
+@mitogen.core.takes_router
+def push_result(mux_id, jid, answer, router=None):
+    """Send `answer` as job `jid`'s result to JobResultService on the mux
+    `mux_id`; the mux refuses (and logs) it unless `jid` was issued here."""
+    cast_service(mitogen.core.Context(router, mux_id), names.JOBS, "push", job_id=jid, result=answer)
 
 
 def job_path(async_dir, jid):

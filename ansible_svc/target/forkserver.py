@@ -1,10 +1,10 @@
 """Fork server and supervisor of async jobs: a fresh process per interpreter.
 
 Runs on targets as a process of its own: the target interpreter starts it
-with ``python -S -c <this file's source>`` when it first needs it (see
-``asyncjobs``), so it inherits nothing from the interpreter: no threads, no
-module state, no mitogen streams. Standard library only. Global state: none
-besides its job table.
+with :func:`spawn` when it first needs it (see ``asyncjobs``): a fresh
+``python -S`` that reads this file's source from its stdin, so it inherits
+nothing from the interpreter: no threads, no module state, no mitogen
+streams. Standard library only. Global state: none besides its job table.
 
 Each job is forked from this clean parent into a session of its own, so it
 survives the loss of the interpreter, the ssh connection, the mux and the
@@ -39,6 +39,35 @@ import traceback
 
 #: After killing a timed-out job, how long to wait for its output pipes.
 KILL_GRACE = 2.0
+
+#: What ``python -S -c`` runs: read a 10-digit length and that much source
+#: from stdin (unbuffered, so the requests after it stay unread), run it.
+BOOT = """import os
+def read(n):
+    data = b''
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise SystemExit(1)
+        data += chunk
+    return data
+exec(compile(read(int(read(10))), 'ansible-svc-forkserver', 'exec'))
+"""
+
+
+def spawn(python, source):
+    """Start a fork server running `source` (this module's) under `python`."""
+    proc = subprocess.Popen(
+        [python, "-S", "-c", BOOT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    data = source.encode("utf-8")
+    proc.stdin.write(b"%010d" % len(data) + data)
+    proc.stdin.flush()
+    return proc
 
 
 def write_job_file(path, data):
@@ -130,7 +159,6 @@ def run_job(request, jid, job_path):
         return {
             "failed": True,
             "cmd": " ".join(argv),
-            "rc": proc.returncode,
             "data": out,
             "stderr": err,
             "msg": traceback.format_exc(),

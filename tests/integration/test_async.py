@@ -1,0 +1,394 @@
+"""Async tasks: poll: N woken by the job's push, poll: 0 with async_status
+and mitogen_async_status, jobs that outlive their connection and their run,
+the time limit, odd modules, many jobs polled at once, forged pushes."""
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import time
+import uuid
+
+import pytest
+
+from helpers import assert_same_results, inventory_for, processes, run_playbook
+
+#: Job ids and job file paths differ between runs by construction.
+JOB_KEYS = frozenset({'ansible_job_id', 'results_file', 'erased'})
+
+ASYNC_DIRS = {'svc-login': '/home/svc-login/.ansible_async', 'root': '/root/.ansible_async'}
+
+
+def job_files(jids):
+    return [path for path in glob.glob('/home/svc-login/.ansible_async/*') + glob.glob('/root/.ansible_async/*')
+            if os.path.basename(path) in set(jids)]
+
+
+def _both(pb, tmp_path, inventory, **kw):
+    return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, **kw)
+            for s in ('linear', 'svc_linear')}
+
+
+POLL_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: poll
+      shell: sleep 1; echo "out $(id -un)"; echo err >&2
+      async: 20
+      poll: 10
+    - name: poll as root
+      command: id -un
+      async: 20
+      poll: 2
+      become: true
+    - name: poll failing
+      command: "false"
+      async: 20
+      poll: 2
+      ignore_errors: true
+"""
+
+
+def test_poll_matches_vanilla_and_ends_with_the_job(tmp_path, sshd_alive, ssh_env):
+    runs = _both(POLL_PB, tmp_path, inventory_for(ssh_env))
+    for run in runs.values():
+        assert run.rc == 0, run.output
+    assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS)
+    svc = runs['svc_linear']
+    for host, user in (('target', 'svc-login'), ('local', 'root')):
+        poll = svc.task('poll', host)
+        assert poll['result']['stdout'] == 'out %s' % user and poll['result']['stderr'] == 'err'
+        assert svc.task('poll as root', host)['result']['stdout'] == 'root'
+        assert svc.task('poll failing', host)['status'] == 'failed'
+        # The task ended when the job did, not at the 10 s poll tick.
+        ended = datetime.datetime.strptime(poll['result']['end'], '%Y-%m-%d %H:%M:%S.%f').timestamp()
+        assert poll['time'] - ended < 3.0, (poll['time'] - ended, svc.output)
+    # As in vanilla, polled jobs leave no job file and no temp dir behind.
+    jids = [r['result']['ansible_job_id'] for r in svc.results]
+    assert len(jids) == 6 and not job_files(jids)
+    assert not glob.glob('/home/svc-login/.ansible/tmp/ansible-tmp-*')
+
+
+POLL0_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: start
+      shell: sleep 1; echo "hello $(id -un)"
+      async: 30
+      poll: 0
+      register: job
+    - name: start as root
+      command: id -un
+      async: 30
+      poll: 0
+      become: true
+      register: rootjob
+    - name: builtin status
+      async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: builtin
+      until: builtin.finished
+      retries: 40
+      delay: 0.25
+    - name: our status
+      mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: ours
+      until: ours.finished
+      retries: 40
+      delay: 0.25
+    - name: our status as root
+      mitogen_async_status:
+        jid: "{{ rootjob.ansible_job_id }}"
+      become: true
+      register: rootstatus
+      until: rootstatus.finished
+      retries: 40
+      delay: 0.25
+    - name: our cleanup
+      mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+        mode: cleanup
+    - name: our cleanup as root
+      mitogen_async_status:
+        jid: "{{ rootjob.ansible_job_id }}"
+        mode: cleanup
+      become: true
+    - name: status after cleanup
+      mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+      ignore_errors: true
+    - name: builtin status after cleanup
+      async_status:
+        jid: "{{ job.ansible_job_id }}"
+      ignore_errors: true
+    - name: second cleanup
+      mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+        mode: cleanup
+      ignore_errors: true
+"""
+
+
+def test_poll0_then_async_status_and_mitogen_async_status(tmp_path, sshd_alive, ssh_env):
+    svc = run_playbook(POLL0_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env)).assert_ok()
+    for host, user in (('target', 'svc-login'), ('local', 'root')):
+        start = svc.task('start', host)['result']
+        assert start['started'] and not start['finished']
+        assert start['results_file'] == '%s/%s' % (ASYNC_DIRS[user], start['ansible_job_id'])
+        builtin = svc.task('builtin status', host)['result']
+        ours = svc.task('our status', host)['result']
+        assert builtin['stdout'] == ours['stdout'] == 'hello %s' % user
+        # Same fields as the builtin action, plus where the answer came from.
+        assert set(ours) - set(builtin) == {'ansible_svc'}
+        assert ours['ansible_svc']['source'] == 'service'
+        for key in ('started', 'finished', 'changed', 'rc', 'results_file', 'ansible_job_id', 'stdout_lines'):
+            assert ours[key] == builtin[key], key
+        assert svc.task('our status as root', host)['result']['stdout'] == 'root'
+        assert svc.task('our cleanup', host)['result']['erased'] == start['results_file']
+        after = svc.task('status after cleanup', host)
+        assert after['status'] == 'failed' and after['result']['msg'] == 'could not find job'
+        builtin_after = svc.task('builtin status after cleanup', host)
+        assert builtin_after['status'] == 'failed' and builtin_after['result']['msg'] == 'could not find job'
+        second = svc.task('second cleanup', host)
+        assert second['status'] == 'failed' and second['result']['msg'] == 'could not find job'
+    jids = [svc.task(t, h)['result']['ansible_job_id'] for t in ('start', 'start as root') for h in ('target', 'local')]
+    assert not job_files(jids)
+
+
+OUTLIVE_PB = """
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: start
+      shell: sleep 3; echo survived {{ marker }}
+      async: 60
+      poll: 0
+      register: job
+    - name: drop the connection
+      meta: reset_connection
+"""
+
+STATUS_PB = """
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: our status
+      mitogen_async_status:
+        jid: "{{ jid }}"
+      register: ours
+      until: ours.finished
+      retries: 60
+      delay: 0.25
+    - name: builtin status
+      async_status:
+        jid: "{{ jid }}"
+    - name: cleanup
+      mitogen_async_status:
+        jid: "{{ jid }}"
+        mode: cleanup
+"""
+
+
+def test_job_outlives_its_connection_and_its_run(tmp_path, sshd_alive, ssh_env):
+    marker = uuid.uuid4().hex
+    inventory = inventory_for(ssh_env)
+    first = run_playbook(OUTLIVE_PB, tmp_path=tmp_path / 'first', inventory=inventory,
+                         extra_vars={'marker': marker}).assert_ok()
+    jid = first.task('start')['result']['ansible_job_id']
+    # The run is over (mux and interpreters gone); the job still runs.
+    assert any(marker in cmd for _, cmd in processes().values())
+    second = run_playbook(STATUS_PB, tmp_path=tmp_path / 'second', inventory=inventory,
+                          extra_vars={'jid': jid}).assert_ok()
+    ours = second.task('our status')['result']
+    assert ours['stdout'] == 'survived %s' % marker and ours['rc'] == 0
+    assert ours['ansible_svc']['source'] == 'job_file'
+    assert second.task('builtin status')['result']['stdout'] == ours['stdout']
+    assert not job_files([jid])
+
+
+TIMEOUT_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: polled
+      shell: sleep 60.{{ marker }} & sleep 61.{{ marker }}
+      async: 2
+      poll: 1
+      ignore_errors: true
+    - name: fire and forget
+      shell: sleep 62.{{ marker }}
+      async: 2
+      poll: 0
+      register: job
+    - name: status
+      mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: status
+      until: status.finished
+      retries: 40
+      delay: 0.25
+      ignore_errors: true
+"""
+
+
+def test_time_limit_kills_the_job_and_its_group(tmp_path, sshd_alive, ssh_env):
+    marker = str(uuid.uuid4().int)[:12]  # digits: sleep takes 60.<marker> seconds
+    svc = run_playbook(TIMEOUT_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
+                       extra_vars={'marker': marker}).assert_ok()
+    for host in ('target', 'local'):
+        polled = svc.task('polled', host)
+        assert polled['status'] == 'failed'
+        assert polled['result']['msg'] == 'async task did not complete within the requested time - 2s'
+        assert polled['result']['timed_out'] is True
+        status = svc.task('status', host)
+        assert status['status'] == 'failed'
+        assert status['result']['msg'] == 'Timeout exceeded' and status['result']['timed_out'] is True
+    left = [cmd for _, cmd in processes().values() if marker in cmd]
+    assert not left, left
+
+
+ODD_MODULES = {
+    # Prints something that is not JSON.
+    'svc_junk': '#!/bin/sh\necho "this is not json"\n',
+    # WANT_JSON shell module: reads its args file, prints JSON.
+    'svc_want_json': '#!/bin/sh\n# WANT_JSON\necho "{\\"changed\\": false, \\"args\\": $(cat "$1")}"\n',
+    # A "binary" module as Ansible classifies them (non-text bytes in its
+    # first KiB): transferred as a file, run directly with an args file.
+    'svc_binary': '#!/bin/sh\n# \x01\x02 binary marker\necho "{\\"changed\\": false, \\"binary\\": true, \\"args\\": $(cat "$1")}"\n',
+}
+
+ODD_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: junk
+      svc_junk:
+      async: 20
+      poll: 1
+      ignore_errors: true
+    - name: want json
+      svc_want_json:
+        greeting: hi
+      async: 20
+      poll: 1
+    - name: binary
+      svc_binary:
+        greeting: hi
+      async: 20
+      poll: 1
+    - name: failing python module
+      file:
+        path: /nonexistent/dir/file
+        state: file
+      async: 20
+      poll: 1
+      ignore_errors: true
+"""
+
+
+def test_odd_modules_match_vanilla(tmp_path, sshd_alive, ssh_env):
+    runs = {}
+    for strategy in ('linear', 'svc_linear'):
+        library = tmp_path / strategy / 'library'
+        library.mkdir(parents=True)
+        for name, text in ODD_MODULES.items():
+            (library / name).write_text(text)
+        runs[strategy] = run_playbook(ODD_PB, tmp_path=tmp_path / strategy, strategy=strategy,
+                                      inventory=inventory_for(ssh_env))
+        assert runs[strategy].rc == 0, runs[strategy].output
+    # Error text names the job's own paths and tracebacks; compare the rest.
+    assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS | {'msg', 'cmd', 'exception'})
+    svc = runs['svc_linear']
+    for host in ('target', 'local'):
+        assert svc.task('junk', host)['status'] == 'failed'
+        assert svc.task('want json', host)['result']['args']['greeting'] == 'hi'
+        assert svc.task('binary', host)['result']['binary'] is True
+        assert svc.task('failing python module', host)['status'] == 'failed'
+
+
+MANY_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: start
+      command: sleep 1.{{ item }}
+      async: 60
+      poll: 0
+      loop: "{{ range(10) | list }}"
+      register: jobs
+    - name: wait
+      mitogen_async_status:
+        jid: "{{ item }}"
+      loop: "{{ groups['all'] | map('extract', hostvars) | selectattr('svc_group', 'equalto', svc_group)
+                | map(attribute='jobs.results') | flatten | map(attribute='ansible_job_id') | list }}"
+      register: status
+      until: status.finished
+      retries: 60
+      delay: 0.25
+    - name: again
+      mitogen_async_status:
+        jid: "{{ item }}"
+      loop: "{{ status.results | map(attribute='item') | list }}"
+      register: again
+"""
+
+
+def test_fifty_jobs_polled_concurrently_share_lookups(tmp_path, sshd_alive, ssh_env):
+    # Four inventory hosts for one ssh account share one target interpreter
+    # (the same connection), and all four poll all their 40 jobs; one local
+    # host polls its own 10. 50 jobs, 4 x 40 + 10 = 170 final answers.
+    target = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    inventory = '\n'.join(['[all]'] + ['t%d %s svc_group=ssh' % (i, target) for i in range(4)]
+                          + ['local ansible_connection=local ansible_python_interpreter=/usr/bin/python3 svc_group=local', ''])
+    svc = run_playbook(MANY_PB, tmp_path=tmp_path, inventory=inventory, args=['--forks', '5']).assert_ok()
+    started = [r for rec in svc.tasks('start') for r in rec['result']['results']]
+    assert len(started) == 50
+    finals = [r for rec in svc.tasks('wait') for r in rec['result']['results']]
+    assert len(finals) == 170 and all(r['finished'] and r['rc'] == 0 for r in finals)
+    # One lookup per distinct job: every host that polled a job got the
+    # answer of the same lookup (deduplicated or served from the cache of
+    # final answers), and repeating the poll ran no new lookup.
+    lookups = {}
+    for r in finals + [r for rec in svc.tasks('again') for r in rec['result']['results']]:
+        lookups.setdefault(r['ansible_job_id'], set()).add(r['ansible_svc']['lookup'])
+    assert len(lookups) == 50
+    assert all(len(ids) == 1 for ids in lookups.values()), lookups
+
+
+def test_forged_push_is_refused(tmp_path, monkeypatch):
+    """A target may push only results of jobs issued to it: the real mux,
+    two real target interpreters (root and, through sudo, svc-target)."""
+    from ansible_svc import names
+    from ansible_svc.controller import mux_client, mux_process
+    from ansible_svc.controller.session import Session
+    from ansible_svc.rpc import cast_service
+    from ansible_svc.target import asyncjobs
+
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    mux = mux_process.MuxProcess.start(pool_size=4, verbosity=0)
+    monkeypatch.setenv(mux_client.SOCKET_ENV, mux.socket_path)
+    try:
+        become = {'method': 'sudo', 'user': 'svc-target', 'password': None, 'exe': 'sudo', 'flags': '-H -S -n'}
+        session = Session({'transport': 'local', 'host': 'localhost', 'timeout': 10, 'default_python': '/usr/bin/python3', 'become': become})
+        owner, intruder = session.context(False), session.context(True)
+        attachment = mux_client.attach()
+        mux_id = attachment.mux.context_id
+        cast_service(attachment.mux, names.JOBS, 'issue', job_id='jforged.1', context=owner)
+        intruder.call(asyncjobs.push_result, mux_id, 'jforged.1', {'text': '{"forged": true}'})
+        owner.call(asyncjobs.push_result, mux_id, 'jforged.1', {'text': '{"real": true}'})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = attachment.mux.call_service(names.JOBS, 'get', job_id='jforged.1')
+            stats = attachment.mux.call_service(names.JOBS, 'stats')
+            if answer['state'] == 'done' and stats['refused']:
+                break
+            time.sleep(0.05)
+        assert answer['state'] == 'done' and answer['result'] == {'text': '{"real": true}'}
+        assert stats['refused'] == 1
+        session.close()
+    finally:
+        mux_client.detach()
+        mux.stop()
