@@ -116,9 +116,10 @@ def _async(w: Workload, work: Path) -> str:
 def _floor(w: Workload) -> str:
     """Debug-only twin: as many debug tasks (or loop items) as the workload has."""
     out = [_head(w)]
-    if w.kind == 'loop':
+    if w.kind in ('loop', 'async_nowait'):
+        items = w.size * (2 if w.kind == 'async_nowait' else 1)  # start + status loops
         out.append(f'    - name: debug each item\n      debug:\n        msg: "{{{{ item }}}}"\n'
-                   f'      loop: "{{{{ range({w.size}) | list }}}}"\n')
+                   f'      loop: "{{{{ range({items}) | list }}}}"\n')
     else:
         count = 1 if w.kind == 'facts' else w.size + (1 if w.kind == 'copy' else 0)
         for i in range(count):
@@ -126,8 +127,17 @@ def _floor(w: Workload) -> str:
     return ''.join(out)
 
 
+def _async_nowait(w: Workload, work: Path) -> str:
+    return _head(w) + (
+        f'    - name: start jobs\n      command: sleep 2\n      async: 60\n      poll: 0\n'
+        f'      loop: "{{{{ range({w.size}) | list }}}}"\n      register: jobs\n'
+        '    - name: wait for jobs\n      mitogen_async_status:\n        jid: "{{ item.ansible_job_id }}"\n'
+        '      loop: "{{ jobs.results }}"\n      register: status\n      until: status.finished\n'
+        '      retries: 120\n      delay: 0.5\n')
+
+
 _BUILDERS = {'loop': _loop, 'tasks': _tasks, 'template': _template, 'copy': _copy,
-             'facts': _facts, 'become': _become, 'async': _async}
+             'facts': _facts, 'become': _become, 'async': _async, 'async_nowait': _async_nowait}
 
 
 # --- input files -------------------------------------------------------------
@@ -165,6 +175,9 @@ WORKLOADS = {w.name: w for w in (
     Workload('facts', 'facts', 1, '`gather_facts: true` and no tasks (start-up cost included)'),
     Workload('become20', 'become', 20, '20 `command: id -u` tasks with `become: true` (sudo)'),
     Workload('async20', 'async', 20, '20 `command: sleep 2` tasks with `async: 30, poll: 1`'),
+    Workload('async20nowait', 'async_nowait', 20,
+             '20 `command: sleep 2` jobs started in a loop with `poll: 0`, then `mitogen_async_status` '
+             'until finished (the builtin `async_status` where ansible-svc does not serve the host)'),
 )}
 
 #: --smoke: two workloads with small sizes.

@@ -15,6 +15,7 @@ from ansible.plugins.action.async_status import ActionModule as AsyncStatusActio
 from ansible.utils.vars import merge_hash
 
 from ansible_svc.controller import async_jobs
+from ansible_svc.controller.plugin_connection import SvcConnectionBase
 
 ARGUMENT_SPEC = {
     "jid": {"type": "str", "required": True},
@@ -27,7 +28,7 @@ class ActionModule(AsyncStatusAction):
     _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
-        if not hasattr(self._connection, "async_status"):
+        if not isinstance(self._connection, SvcConnectionBase):
             return super().run(tmp, task_vars)
         results = ActionBase.run(self, tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)

@@ -12,6 +12,7 @@ that would push went away), vanilla's polling of the job file takes over.
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 from ansible_svc.controller import async_jobs
@@ -31,13 +32,19 @@ def install() -> None:
         return
 
     def _poll_async_result(self, result, templar, task_vars=None):
+        from ansible_svc.controller.plugin_connection import SvcConnectionBase
+
         connection = self._connection
         jid = result.get("ansible_job_id")
-        wait = getattr(connection, "wait_async_job", None)
-        answer = wait(jid, self._task.async_val + PUSH_GRACE) if wait is not None and jid else None
+        if not isinstance(connection, SvcConnectionBase) or not jid:
+            return original(self, result, templar, task_vars)
+        try:
+            answer = connection.wait_async_job(jid, self._task.async_val + PUSH_GRACE)
+        except AnsibleError as exc:
+            display.vvv("async job %s: waiting for its result failed: %s" % (jid, exc), host=self._host.name)
+            answer = None
         if answer is None:
-            if wait is not None and jid:
-                display.vvv("async job %s: no result pushed, polling its job file" % jid, host=self._host.name)
+            display.vvv("async job %s: no result pushed, polling its job file" % jid, host=self._host.name)
             return original(self, result, templar, task_vars)
         return finish(self, connection, jid, answer, templar)
 
