@@ -13,7 +13,7 @@ description:
   - Reports the status of a job started with C(async), or removes its job file, like
     M(ansible.builtin.async_status), and returns the same fields.
   - On hosts served by ansible-svc (C(svc_ssh), C(svc_local)) the answer comes from the mux of the
-    running C(ansible-playbook): a job started in this run is known there as soon as it ends,
+    running C(ansible-playbook). A job started in this run is known there as soon as it ends,
     without a round trip to the target. Identical status requests that arrive together (many hosts or
     loop items polling the same job) run one lookup and share its answer, and finished answers are
     kept until O(mode=cleanup), so repeated polls of a finished job cost nothing.
@@ -21,8 +21,8 @@ description:
     target interpreter that started it has gone), the job file on the target is read, so no result is
     ever lost.
   - On hosts served by any other connection plugin it behaves exactly like M(ansible.builtin.async_status).
-  - Run it with the same C(become) settings as the async task, as for M(ansible.builtin.async_status):
-    the job file lives in the C(async_dir) of the user the job ran as.
+  - Run it with the same C(become) settings as the async task, as for M(ansible.builtin.async_status).
+    The job file lives in the C(async_dir) of the user the job ran as.
 version_added: 0.1.0
 author: ansible-svc contributors
 options:

@@ -27,6 +27,7 @@ def _env(**extra):
     ('connection', 'svc_ssh', ['remote_user', 'host_key_checking', 'private_key_file', 'ssh_args', 'port']),
     ('connection', 'svc_local', ['python_interpreter', 'timeout']),
     ('strategy', 'svc_linear', []),
+    ('module', 'mitogen_async_status', ['jid', 'mode']),
 ])
 def test_ansible_doc_from_checkout(tmp_path, kind, name, options):
     p = subprocess.run([str(VENV_BIN / 'ansible-doc'), '-t', kind, name], cwd=tmp_path, env=_env(),
@@ -65,7 +66,8 @@ def test_built_collection_contents(tarball):
     with tarfile.open(tarball) as tf:
         names = tf.getnames()
     for wanted in ('plugins/strategy/svc_linear.py', 'plugins/connection/svc_ssh.py',
-                   'plugins/connection/svc_local.py', 'meta/runtime.yml', 'MANIFEST.json'):
+                   'plugins/connection/svc_local.py', 'plugins/action/mitogen_async_status.py',
+                   'plugins/modules/mitogen_async_status.py', 'meta/runtime.yml', 'MANIFEST.json'):
         assert wanted in names, names
     # Nothing of the test suite or the dev environment ships.
     for name in names:
@@ -89,6 +91,18 @@ def test_built_collection_installs_and_runs(ssh_env, sshd_alive, tmp_path, tarba
       ping:
     - name: parent
       shell: "cat /proc/$PPID/cmdline | tr '\\\\0' ' '"
+    - name: job
+      command: echo async
+      async: 10
+      poll: 0
+      register: job
+    - name: status
+      ansible_svc.accel.mitogen_async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: status
+      until: status.finished
+      retries: 20
+      delay: 0.25
 """
     r = run_playbook(pb, tmp_path=tmp_path / 'run', inventory=inventory_for(ssh_env),
                      strategy='ansible_svc.accel.svc_linear', args=['-vvvv'],
@@ -96,6 +110,8 @@ def test_built_collection_installs_and_runs(ssh_env, sshd_alive, tmp_path, tarba
     for host in ('target', 'local'):
         assert r.task('ping', host)['result']['ping'] == 'pong'
         assert 'mitogen:ansible-svc' in r.task('parent', host)['result']['stdout']
+        assert r.task('status', host)['result']['stdout'] == 'async'
+        assert r.task('status', host)['result']['ansible_svc']['source'] == 'service'
     assert re.search(rf'Loading collection ansible_svc\.accel from {re.escape(str(coll))}', r.stdout), r.output
     # Plugins came from the installed collection, not from the checkout.
     assert str(REPO / 'plugins') not in r.stdout, r.output
