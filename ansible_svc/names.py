@@ -1,4 +1,4 @@
-"""Names of the mux services, shared by the controller, mux and targets.
+"""Names of our mitogen services (in the mux, and TASK_CONTROL in targets).
 
 Callers address mitogen services by their dotted class name; keeping the names
 here lets workers and targets call them without importing the mux code.
@@ -9,3 +9,4 @@ JOBS = "ansible_svc.mux.jobs.JobResultService"
 JOB_STATUS = "ansible_svc.mux.job_status.JobStatusService"
 FILES = "mitogen.service.FileService"
 PUSH_FILES = "ansible_svc.target.filecache.PushFileCache"
+TASK_CONTROL = "ansible_svc.target.modules.TaskControl"

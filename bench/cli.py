@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench import report
 from bench.config import DEFAULT_OUT, DEFAULT_WORK, BenchError, facts, load_ssh_env
-from bench.modes import ALL_MODES, build_modes
+from bench.modes import ALL_MODES, DEFAULT_MODES, build_modes
 from bench.runner import Runner
 from bench.topology import ALL_TOPOLOGIES, NetnsLab, cleanup_leftovers, loopback, needs_root
 from bench.workloads import SMOKE_WORKLOADS, WORKLOADS
@@ -35,8 +35,8 @@ def parse_args(argv):
                    help=f"comma-separated, default all: {','.join(ALL_TOPOLOGIES)} (10hosts* need root)")
     p.add_argument('--workloads', type=_csv(list(WORKLOADS)), default=list(WORKLOADS),
                    help=f"comma-separated, default all: {','.join(WORKLOADS)}")
-    p.add_argument('--modes', type=_csv(ALL_MODES), default=list(ALL_MODES),
-                   help=f"comma-separated, default all: {','.join(ALL_MODES)}")
+    p.add_argument('--modes', type=_csv(ALL_MODES), default=list(DEFAULT_MODES),
+                   help=f"comma-separated, from {','.join(ALL_MODES)}; default {','.join(DEFAULT_MODES)}")
     p.add_argument('--runs', type=int, default=3, help='measured runs per cell (default 3)')
     p.add_argument('--no-warmup', dest='warmup', action='store_false',
                    help='skip the warm-up run per mode/workload/topology')

@@ -1,4 +1,4 @@
-"""The four ways the benchmark runs a playbook.
+"""The ways the benchmark runs a playbook.
 
 * ``vanilla``: stock ansible-core ``linear`` strategy, pipelining on, ssh
   ControlMaster/ControlPersist (ansible's default ssh_args).
@@ -6,6 +6,9 @@
   reference accelerator), pipelining on. It is only *run*, never imported:
   its strategy directory is located with importlib.util.find_spec.
 * ``svc``: ours, ``svc_linear`` from this repository's ansible.cfg.
+* ``svc-inline``: ours with ``svc_task_isolation: inline`` (modules run in
+  the target interpreter instead of a forked child): measures what the fork
+  costs. Not in the default set.
 * ``floor``: the same number of tasks as ``debug`` tasks run by vanilla:
   Ansible's own per-task cost with no target work at all.
 """
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from bench.config import REPO, BenchError
 
-ALL_MODES = ('vanilla', 'reference', 'svc', 'floor')
+ALL_MODES = ('vanilla', 'reference', 'svc', 'floor', 'svc-inline')
+DEFAULT_MODES = ('vanilla', 'reference', 'svc', 'floor')
 OURS = 'svc'
 
 
@@ -67,6 +71,8 @@ def build_modes(names: list[str], work: Path) -> list[Mode]:
             modes.append(Mode(name, repo_cfg, vanilla_env, floor=True))
         elif name == 'svc':
             modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'svc_linear'}))
+        elif name == 'svc-inline':
+            modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'svc_linear', 'ANSIBLE_SVC_TASK_ISOLATION': 'inline'}))
         elif name == 'reference':
             modes.append(Mode(name, reference_cfg(work), {'ANSIBLE_PIPELINING': 'True'}))
         else:

@@ -9,7 +9,8 @@ from bench.modes import OURS
 from bench.runner import RunResult
 
 FAIL = 'FAIL'
-LABELS = {'vanilla': 'vanilla', 'reference': 'reference', 'svc': 'svc (ours)', 'floor': 'floor'}
+LABELS = {'vanilla': 'vanilla', 'reference': 'reference', 'svc': 'svc (ours)', 'floor': 'floor',
+          'svc-inline': 'svc inline'}
 
 
 def cell(runs: list[RunResult], topology: str, workload: str, mode: str, metric: str = 'wall'):
@@ -110,7 +111,8 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
     fig, axes = plt.subplots(len(topos), 1, figsize=(max(8, 1.6 * len(workloads) + 3), 4.2 * len(topos)),
                              squeeze=False)
     width = 0.8 / len(modes)
-    colors = {'vanilla': '#8c8c8c', 'reference': '#4c72b0', 'svc': '#dd8452', 'floor': '#55a868'}
+    colors = {'vanilla': '#8c8c8c', 'reference': '#4c72b0', 'svc': '#dd8452', 'floor': '#55a868',
+              'svc-inline': '#c44e52'}
     for ax, topo in zip(axes[:, 0], topos):
         for i, mode in enumerate(modes):
             xs, ys, fails = [], [], []

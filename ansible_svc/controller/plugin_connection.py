@@ -141,7 +141,8 @@ class SvcConnectionBase(ConnectionBase):
                     display.vvvv("running the module payload as a plain command: %s" % exc, host=self._host())
                 else:
                     display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
-                    return self._session.run_module(payload, become, env, self._cwd())
+                    isolation = specs.plain(self.get_option("task_isolation"))
+                    return self._session.run_module(payload, become, env, self._cwd(), isolation)
             cmd = specs.plain(to_text(cmd))
             command = async_jobs.parse_command(cmd) if in_data is None else None
             if command is not None:

@@ -176,8 +176,13 @@ class Session(object):
 
     # -- module jobs --------------------------------------------------------
 
-    def run_module(self, payload: ansiballz.ModulePayload, become: bool, env: dict, cwd: str | None):
-        """Run a module job; return ``(rc, stdout, stderr)`` as a pipe would."""
+    def run_module(self, payload: ansiballz.ModulePayload, become: bool, env: dict, cwd: str | None, isolation: str = "fork"):
+        """Run a module job; return ``(rc, stdout, stderr)`` as a pipe would.
+
+        If the wait ends early (Ansible's task ``timeout:``, Ctrl-C), the
+        target is told to stop the module, so the interpreter is free for
+        the next task.
+        """
         attachment = mux_client.attach()
         ctx = self.context(become, payload.interpreter)
         path = ansiballz.store(payload, os.path.join(os.path.dirname(mux_client.socket_path()), "payloads"))
@@ -190,17 +195,29 @@ class Session(object):
             "rlimit_nofile": payload.rlimit_nofile,
             "env": env,
             "cwd": cwd,
+            "isolation": isolation,
         }
         results = mitogen.core.Receiver(attachment.router)
         mux = attachment.mux
         cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
         ack = ctx.call_async(modules.run_module, job_id, mux.context_id, path, spec)
+        done = False
         try:
-            return self._await_result(results, ack, job_id)
+            result = self._await_result(results, ack, job_id)
+            done = True
+            return result
         finally:
             results.close()
             _close_reply_receiver(ack)
+            if not done:
+                self._cancel(ctx, job_id)
+
+    def _cancel(self, ctx, job_id: str) -> None:
+        try:
+            cast_service(ctx, names.TASK_CONTROL, "cancel", job_id=job_id)
+        except mitogen.core.Error as exc:
+            LOG.debug("could not cancel job %s: %s", job_id, exc)
 
     def _await_result(self, results, ack, job_id):
         with mitogen.select.Select([results, ack], oneshot=False) as select:

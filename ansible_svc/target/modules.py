@@ -39,6 +39,7 @@ import zipfile
 import io
 
 import mitogen.core
+import mitogen.service
 
 from ansible_svc.target import filecache
 
@@ -62,8 +63,11 @@ PAYLOAD_DIR_PREFIX = "ansible-svc-payloads-"
 
 _PAYLOADS = {}
 _PAYLOAD_DIR = None
-#: pids of module processes running now, killed if the connection goes.
-_RUNNING = set()
+#: Module processes running now (pid -> job id), killed if the connection
+#: goes or the worker cancels the job.
+_RUNNING = {}
+#: The job running inline in this interpreter, if any.
+_INLINE_JOB = []
 _PRELOADED = None
 
 
@@ -400,7 +404,7 @@ def _collect(pid, out_fd, err_fd):
     return rc, b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
 
 
-def run_payload(payload, spec):
+def run_payload(payload, spec, job_id=None):
     """Fork, run the module described by `spec`, return (rc, out, err)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -411,11 +415,11 @@ def run_payload(payload, spec):
         _child_main(payload, spec, out_w, err_w)
     os.close(out_w)
     os.close(err_w)
-    _RUNNING.add(pid)
+    _RUNNING[pid] = job_id
     try:
         return _collect(pid, out_r, err_r)
     finally:
-        _RUNNING.discard(pid)
+        _RUNNING.pop(pid, None)
 
 
 def _kill_running():
@@ -424,15 +428,41 @@ def _kill_running():
     Vanilla ssh gets the same from sshd: a SIGHUP to the session. Modules
     that ignore it are killed, so nothing outlives the run.
     """
+    _hang_up(list(_RUNNING))
+
+
+def _hang_up(pids):
+    """SIGHUP the process groups of `pids`, then SIGKILL those still there
+    after a second."""
     for sig in (signal.SIGHUP, signal.SIGKILL):
-        for pid in list(_RUNNING):
+        for pid in pids:
             try:
                 os.killpg(pid, sig)
             except OSError:
                 pass
         deadline = time.time() + 1.0
-        while _RUNNING and time.time() < deadline:
+        while any(pid in _RUNNING for pid in pids) and time.time() < deadline:
             time.sleep(0.05)
+
+
+class TaskControl(mitogen.service.Service):
+    """Cancels a module run when the worker gives up on it (the task's
+    ``timeout:``, Ctrl-C). A service runs on a pool thread, so it is heard
+    while the main thread waits for the module."""
+
+    @mitogen.service.expose(policy=mitogen.service.AllowParents())
+    @mitogen.service.no_reply()
+    @mitogen.service.arg_spec({"job_id": str})
+    def cancel(self, job_id):
+        pids = [pid for pid, job in list(_RUNNING.items()) if job == job_id]
+        if pids:
+            logging.getLogger(__name__).debug("job %s cancelled: hanging up on %s", job_id, pids)
+            _hang_up(pids)
+        elif job_id in _INLINE_JOB:
+            # An inline module cannot be stopped safely in the middle: end
+            # this interpreter; the next task starts a fresh one.
+            logging.getLogger(__name__).warning("job %s cancelled while running inline: exiting", job_id)
+            os._exit(1)
 
 
 @mitogen.core.takes_router
@@ -444,9 +474,18 @@ def run_module(job_id, mux_id, payload_key, spec, router=None):
     """
     from ansible_svc import names
     _watch_shutdown(router)
+    mitogen.service.get_or_create_pool(router=router).get_service(TaskControl.name())
     try:
         payload = get_payload(router, payload_key)
-        rc, out, err = run_payload(payload, spec)
+        if spec.get("isolation") == "inline":
+            from ansible_svc.target import inline
+            _INLINE_JOB[:] = [job_id]
+            try:
+                rc, out, err = inline.run_inline(payload, spec)
+            finally:
+                del _INLINE_JOB[:]
+        else:
+            rc, out, err = run_payload(payload, spec, job_id)
         result = {"rc": rc, "stdout": mitogen.core.Blob(out), "stderr": mitogen.core.Blob(err)}
     except mitogen.core.TimeoutError:
         result = {"error": "module payload %s did not arrive from the controller within %ss" % (payload_key, PAYLOAD_TIMEOUT)}

@@ -25,6 +25,25 @@ options:
     type: string
     vars:
       - name: ansible_python_interpreter
+  task_isolation:
+    description:
+      - How new-style Python modules run in the target's persistent interpreter.
+      - V(fork) runs each task in a child forked from that interpreter, which has the common module
+        imports preloaded and never runs module code itself. Nothing a module does (globals,
+        monkey-patches, C(sys.modules), cwd, environment, umask, signal handlers, threads, file
+        descriptors, atexit handlers, crashes, C(os._exit)) reaches the next task.
+      - V(inline) runs the module in the interpreter itself. It saves the fork, but restores only
+        stdio, cwd, environment, umask, C(sys.argv), C(sys.path), warnings filters and the set of
+        C(ansible*) modules; threads, signal handlers and changes inside shared modules persist, and a
+        module that crashes or calls C(os._exit) ends the interpreter (the next task starts a new one).
+      - Set it per task, play, group or host with the C(svc_task_isolation) variable.
+    type: string
+    default: fork
+    choices: [fork, inline]
+    vars:
+      - name: svc_task_isolation
+    env:
+      - name: ANSIBLE_SVC_TASK_ISOLATION
   timeout:
     description:
       - Seconds to wait for the target interpreter to start (ssh connect and Python bootstrap,

@@ -1,0 +1,128 @@
+"""Run a module inside the target interpreter itself (``svc_task_isolation:
+inline``).
+
+Runs in target interpreters, on the main thread. Global state: none kept;
+the process-wide state a module is known to touch is saved before and put
+back after each run.
+
+This trades isolation for the cost of a fork. Restored after every task:
+stdio, cwd, ``os.environ``, umask, ``sys.argv``, ``sys.path``,
+``sys.meta_path``, ``__main__``, warnings filters, the soft fd limit, and
+the set of ``ansible*`` modules (those the task imported are dropped, the
+preloaded ones put back). Not restored: changes a module makes *inside*
+modules it shares with the interpreter (the preloaded ``module_utils``, the
+standard library, mitogen), threads it leaves running,
+signal handlers it installs, atexit handlers (never run), file descriptors it
+leaks. A module that crashes or calls ``os._exit`` ends the interpreter; the
+next task starts a new one.
+"""
+
+import io
+import os
+import sys
+import traceback
+import types
+import warnings
+
+import mitogen.core
+
+from ansible_svc.target import modules
+
+
+class _Saved(object):
+    """The process state a run may change, as it was before."""
+
+    def __init__(self):
+        self.stdio = (sys.stdin, sys.stdout, sys.stderr)
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.argv = list(sys.argv)
+        self.path = list(sys.path)
+        self.meta_path = list(sys.meta_path)
+        self.main = sys.modules.get("__main__")
+        self.warning_filters = list(warnings.filters)
+        self.owned = {name: module for name, module in sys.modules.items() if name.split(".")[0] in modules.OWNED_PREFIXES}
+        self.rlimit = _get_rlimit()
+
+    def restore(self):
+        sys.stdin, sys.stdout, sys.stderr = self.stdio
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            os.chdir("/")
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        os.umask(self.umask)
+        sys.argv[:] = self.argv
+        sys.path[:] = self.path
+        sys.meta_path[:] = self.meta_path
+        if self.main is not None:
+            sys.modules["__main__"] = self.main
+        warnings.filters[:] = self.warning_filters
+        getattr(warnings, "_filters_mutated", lambda: None)()
+        modules._unload(lambda name: True)
+        sys.modules.update(self.owned)
+        _set_rlimit(self.rlimit)
+
+
+def _get_rlimit():
+    import resource
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def _set_rlimit(limits):
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+    except (ValueError, OSError):
+        pass
+
+
+class _Capture(io.BytesIO):
+    """Keeps its bytes when the text wrapper around it is collected."""
+
+    def close(self):
+        pass
+
+
+def run_inline(payload, spec):
+    """Run the module described by `spec` here; return (rc, out, err)."""
+    saved = _Saved()
+    out, err = _Capture(), _Capture()
+    try:
+        sys.stdin = io.TextIOWrapper(io.BytesIO())
+        sys.stdout = io.TextIOWrapper(out, write_through=True)
+        sys.stderr = io.TextIOWrapper(err, write_through=True)
+        # Only the payload serves ansible*; nothing is fetched from the
+        # controller by mitogen's importer, as in a vanilla module process.
+        sys.meta_path[:] = [modules.PayloadFinder(payload)] + [
+            f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)
+        ]
+        modules._unload(modules._stale_in(payload))
+        sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+        sys.argv = [payload.path]
+        main = types.ModuleType("__main__")
+        main.__file__ = payload.path
+        sys.modules["__main__"] = main
+        modules._apply_rlimit_nofile(spec.get("rlimit_nofile"))
+        os.environ.update(spec["env"])
+        try:
+            os.chdir(spec["cwd"] or os.path.expanduser("~"))
+        except OSError:
+            os.chdir("/")
+        os.environ["PWD"] = os.getcwd()
+        try:
+            rc = modules._run_loader(payload, spec)
+        except SystemExit as exc:
+            rc = modules._exit_code(exc)
+        except BaseException:
+            traceback.print_exc()
+            rc = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        saved.restore()
+    return rc, out.getvalue(), err.getvalue()
