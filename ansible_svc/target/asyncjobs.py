@@ -110,6 +110,12 @@ def _server(router):
         return _SERVER
 
 
+def fork_server_pid():
+    """The pid of this interpreter's fork server, or None."""
+    server = _SERVER
+    return server.proc.pid if server is not None and server.alive() else None
+
+
 @mitogen.core.takes_router
 def start(mux_id, request, router=None):
     """Start an async job; return its job id and job file path.

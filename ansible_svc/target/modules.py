@@ -460,9 +460,41 @@ class TaskControl(mitogen.service.Service):
             _hang_up(pids)
         elif job_id in _INLINE_JOB:
             # An inline module cannot be stopped safely in the middle: end
-            # this interpreter; the next task starts a fresh one.
+            # this interpreter with the processes the module started; the
+            # next task starts a new interpreter.
             logging.getLogger(__name__).warning("job %s cancelled while running inline: exiting", job_id)
+            # No import here: an inline run has mitogen's importer unhooked.
+            asyncjobs = sys.modules.get("ansible_svc.target.asyncjobs")
+            spare = asyncjobs.fork_server_pid() if asyncjobs is not None else None
+            for pid in _descendants(os.getpid(), spare=spare):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             os._exit(1)
+
+
+def _descendants(root, spare=None):
+    """Pids of the processes below `root` (Linux /proc), except the subtree
+    of `spare` (the async fork server: its jobs must live on)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as fp:
+                ppid = int(fp.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid == spare:
+            continue
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 @mitogen.core.takes_router

@@ -1,0 +1,120 @@
+"""svc_task_isolation: where a module runs (a forked child or the target
+interpreter itself), what inline restores, and tasks the worker gives up on
+(`timeout:`) being stopped on the target in both modes."""
+from __future__ import annotations
+
+import uuid
+
+from helpers import inventory_for, processes, run_playbook
+
+WHERE_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: interpreter
+      raw: echo $PPID
+    - name: forked
+      shell: echo $PPID; awk '/^PPid/ {print $2}' /proc/$PPID/status
+    - name: inline
+      shell: echo $PPID; awk '/^PPid/ {print $2}' /proc/$PPID/status
+      vars:
+        svc_task_isolation: inline
+    - name: inline changes things
+      shell: echo done
+      args:
+        chdir: /tmp
+      environment:
+        SVC_INLINE_LEAK: leaked
+      vars:
+        svc_task_isolation: inline
+    - name: inline probe
+      shell: echo "$PWD ${SVC_INLINE_LEAK:-clean}"
+      vars:
+        svc_task_isolation: inline
+    - name: inline python module
+      stat:
+        path: /etc/hostname
+      vars:
+        svc_task_isolation: inline
+    - name: interpreter again
+      raw: echo $PPID
+"""
+
+
+def test_fork_and_inline_run_where_they_say(tmp_path, sshd_alive, ssh_env):
+    svc = run_playbook(WHERE_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env)).assert_ok()
+    for host in ('target', 'local'):
+        interpreter = svc.task('interpreter', host)['result']['stdout'].strip()
+        forked_pid, forked_parent = svc.task('forked', host)['result']['stdout_lines']
+        inline_pid, _ = svc.task('inline', host)['result']['stdout_lines']
+        # fork: the module is a child of the interpreter; inline: it is the
+        # interpreter.
+        assert forked_pid != interpreter and forked_parent == interpreter
+        assert inline_pid == interpreter
+        # Where shell commands start: the login's home over ssh, the run's
+        # directory for local (as vanilla), not where the last task went.
+        start = {'target': '/home/svc-login', 'local': str(tmp_path)}[host]
+        assert svc.task('inline probe', host)['result']['stdout'] == '%s clean' % start
+        assert svc.task('inline python module', host)['result']['stat']['exists'] is True
+        assert svc.task('interpreter again', host)['result']['stdout'].strip() == interpreter
+
+
+TIMEOUT_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: interpreter
+      raw: echo $PPID
+    - name: hang
+      command: sleep 300.{{ marker }}
+      timeout: 2
+      ignore_errors: true
+      vars:
+        svc_task_isolation: "{{ isolation }}"
+    - name: next
+      command: id -un
+    - name: interpreter after
+      raw: echo $PPID
+"""
+
+
+def _hang_then_next(tmp_path, ssh_env, isolation):
+    marker = str(uuid.uuid4().int)[:12]
+    svc = run_playbook(TIMEOUT_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env), timeout=120,
+                       extra_vars={'marker': marker, 'isolation': isolation}).assert_ok()
+    for host in ('target', 'local'):
+        hang = svc.task('hang', host)
+        assert hang['status'] == 'failed' and 'Timed out after 2 second' in hang['result']['msg']
+        assert svc.task('next', host)['result']['stdout'] in ('svc-login', 'root')
+    left = [cmd for _, cmd in processes().values() if marker in cmd]
+    assert not left, left
+    return svc
+
+
+def test_timeout_stops_forked_module_and_keeps_interpreter(tmp_path, sshd_alive, ssh_env):
+    svc = _hang_then_next(tmp_path, ssh_env, 'fork')
+    for host in ('target', 'local'):
+        assert svc.task('interpreter', host)['result']['stdout'] == svc.task('interpreter after', host)['result']['stdout']
+
+
+def test_timeout_of_inline_module_replaces_interpreter(tmp_path, sshd_alive, ssh_env):
+    svc = _hang_then_next(tmp_path, ssh_env, 'inline')
+    for host in ('target', 'local'):
+        assert svc.task('interpreter', host)['result']['stdout'] != svc.task('interpreter after', host)['result']['stdout']
+
+
+def test_wrong_isolation_value_is_a_clear_error(tmp_path, sshd_alive, ssh_env):
+    pb = """
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: bad
+      command: id -un
+      vars:
+        svc_task_isolation: sideways
+"""
+    svc = run_playbook(pb, tmp_path=tmp_path, inventory=inventory_for(ssh_env))
+    assert svc.rc != 0
+    bad = svc.task('bad', 'target')
+    assert bad['status'] == 'failed'
+    assert 'task_isolation' in bad['result']['msg'] and 'sideways' in bad['result']['msg'], bad['result']['msg']
