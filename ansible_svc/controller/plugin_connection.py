@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 
 from ansible.errors import (
     AnsibleAuthenticationFailure,
@@ -36,6 +37,7 @@ from ansible_svc.controller import ansiballz, async_jobs, mux_client, spec as sp
 from ansible_svc.controller.session import (
     AuthenticationFailed,
     BecomeFailed,
+    InterpreterMissing,
     RemoteError,
     Session,
     SessionError,
@@ -71,6 +73,9 @@ class SvcConnectionBase(ConnectionBase):
     has_pipelining = True
     #: Which session-level shell runs commands: None is the login shell.
     command_shell: str | None = None
+    #: Ansible's own plugin for this transport: runs commands and transfers
+    #: files on a target that has no Python yet (``raw`` bootstrap plays).
+    vanilla_plugin: str = ""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,6 +84,7 @@ class SvcConnectionBase(ConnectionBase):
         self._module_env: dict = {}
         #: Async jobs this connection started: jid -> whether as become user.
         self._async_jobs: dict[str, bool] = {}
+        self._vanilla = None
         self.cwd = None
         render_env = self._shell.env_prefix
 
@@ -140,9 +146,14 @@ class SvcConnectionBase(ConnectionBase):
                 except ansiballz.NotAnsiballZ as exc:
                     display.vvvv("running the module payload as a plain command: %s" % exc, host=self._host())
                 else:
-                    display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
-                    isolation = specs.plain(self.get_option("task_isolation"))
-                    return self._session.run_module(payload, become, env, self._cwd(), isolation)
+                    if len(payload.interpreter.split()) > 1:
+                        # Arguments would be lost by a persistent interpreter:
+                        # run Ansible's own command line, as vanilla does.
+                        display.vvvv("interpreter %r has arguments: running the module as a plain command" % payload.interpreter, host=self._host())
+                    else:
+                        display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
+                        isolation = specs.plain(self.get_option("task_isolation"))
+                        return self._session.run_module(payload, become, env, self._cwd(), isolation)
             cmd = specs.plain(to_text(cmd))
             command = async_jobs.parse_command(cmd) if in_data is None else None
             if command is not None:
@@ -150,7 +161,12 @@ class SvcConnectionBase(ConnectionBase):
             display.vvv("EXEC %s" % cmd, host=self._host())
             cwd = self._cwd()
             stdin = bytes(to_bytes(in_data)) if in_data is not None else None
-            return self._session.run_command(cmd, stdin, become, self.command_shell, cwd)
+            try:
+                return self._session.run_command(cmd, stdin, become, self.command_shell, cwd)
+            except InterpreterMissing as exc:
+                if become:
+                    cmd = self.become._plugin.build_become_command(cmd, self._shell)
+                return self._without_python(exc).exec_command(cmd, in_data=in_data, sudoable=sudoable)
 
     def _start_async(self, command, become, env):
         display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""), host=self._host())
@@ -190,16 +206,40 @@ class SvcConnectionBase(ConnectionBase):
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         with self._errors():
-            self._session.put_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+            try:
+                self._session.put_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+            except InterpreterMissing as exc:
+                self._without_python(exc).put_file(in_path, out_path)
 
     @ensure_connect
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._host())
         with self._errors():
-            self._session.fetch_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+            try:
+                self._session.fetch_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+            except InterpreterMissing as exc:
+                self._without_python(exc).fetch_file(in_path, out_path)
+
+    def _without_python(self, why):
+        """Ansible's own connection plugin for this host, with our options,
+        for commands and files while the target has no Python (vanilla
+        ``raw`` works there, so it must work here too)."""
+        if self._vanilla is None:
+            display.vvv("no Python on the target yet (%s): using %s for commands and files" % (why, self.vanilla_plugin), host=self._host())
+            options = dict(self._options)
+            if "ssh_args" in options:
+                # As for our own connections: no master that outlives the run.
+                options["ssh_args"] = shlex.join(specs.split_ssh_args(options["ssh_args"]))
+            self._vanilla = strategy.load_vanilla_connection(self.vanilla_plugin, self._play_context)
+            self._vanilla.set_options(direct={k: v for k, v in options.items() if v is not None})
+            self._vanilla.set_become_plugin(self.become._plugin if self.become else None)
+        return self._vanilla
 
     def close(self):
+        if self._vanilla is not None:
+            self._vanilla.close()
+            self._vanilla = None
         if self._session is not None:
             try:
                 self._session.close()

@@ -53,6 +53,10 @@ class AuthenticationFailed(SessionError):
     """The target refused the login credentials."""
 
 
+class InterpreterMissing(TargetUnreachable):
+    """The target was reached, but the Python to run there does not exist."""
+
+
 class BecomeFailed(SessionError):
     """The become method refused (wrong or missing password, sudoers)."""
 
@@ -61,7 +65,13 @@ class RemoteError(SessionError):
     """A function on the target raised; the message keeps its traceback."""
 
 
-_ERRORS = {"unreachable": TargetUnreachable, "auth": AuthenticationFailed, "become": BecomeFailed, "failed": SessionError}
+_ERRORS = {
+    "unreachable": TargetUnreachable,
+    "nopython": InterpreterMissing,
+    "auth": AuthenticationFailed,
+    "become": BecomeFailed,
+    "failed": SessionError,
+}
 
 
 def _close_reply_receiver(recv) -> None:
@@ -184,7 +194,13 @@ class Session(object):
         the next task.
         """
         attachment = mux_client.attach()
-        ctx = self.context(become, payload.interpreter)
+        try:
+            ctx = self.context(become, payload.interpreter)
+        except InterpreterMissing as exc:
+            # What vanilla's `/bin/sh -c '<interpreter>'` gives; Ansible turns
+            # it into "The module interpreter ... was not found".
+            LOG.debug("module interpreter %s missing: %s", payload.interpreter, exc)
+            return 127, b"", ("/bin/sh: 1: %s: not found\n" % payload.interpreter).encode("utf-8", "replace")
         path = ansiballz.store(payload, os.path.join(os.path.dirname(mux_client.socket_path()), "payloads"))
         job_id = secrets.token_hex(16)
         spec = {

@@ -41,7 +41,7 @@ def redirect_connections(loader, prefix: str) -> None:
         loader._ansible_svc_prefix = prefix
         return
     loader._ansible_svc_prefix = prefix
-    original = loader.get_with_context
+    original = loader._ansible_svc_original = loader.get_with_context
 
     def get_with_context(name, *args, **kwargs):
         target = REDIRECTS.get(name)
@@ -50,6 +50,14 @@ def redirect_connections(loader, prefix: str) -> None:
         return original(name, *args, **kwargs)
 
     loader.get_with_context = get_with_context
+
+
+def load_vanilla_connection(name: str, play_context):
+    """Ansible's own connection plugin `name`, bypassing our redirects."""
+    from ansible.plugins.loader import connection_loader
+
+    get = getattr(connection_loader, "_ansible_svc_original", connection_loader.get_with_context)
+    return get(name, play_context, None).object
 
 
 def install(strategy_name: str, forks: int, verbosity: int) -> None:

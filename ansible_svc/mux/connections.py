@@ -96,6 +96,14 @@ def classify(exc: BaseException) -> str:
     return "failed"
 
 
+def interpreter_missing(exc: BaseException, python: str) -> bool:
+    """Whether the login failed because `python` does not exist there (the
+    target was reached: its shell, or exec, said so)."""
+    msg = str(exc)
+    words = shlex.split(python)
+    return bool(words) and words[0] in msg and ("not found" in msg or "No such file or directory" in msg)
+
+
 class ConnectionService(mitogen.service.Service):
     """Connect once per key, share the interpreter between workers.
 
@@ -232,7 +240,10 @@ class ConnectionService(mitogen.service.Service):
         try:
             login = self._login(spec)
         except Exception as exc:
-            return self._failure(spec, exc, classify(exc))
+            kind = classify(exc)
+            if kind == "unreachable" and interpreter_missing(exc, spec.get("python") or spec.get("default_python") or DEFAULT_PYTHON):
+                kind = "nopython"
+            return self._failure(spec, exc, kind)
         try:
             entry = self._become(spec, login) if spec.get("become") else login
         except Exception as exc:

@@ -93,9 +93,7 @@ def run_inline(payload, spec):
     saved = _Saved()
     out, err = _Capture(), _Capture()
     try:
-        sys.stdin = io.TextIOWrapper(io.BytesIO())
-        sys.stdout = io.TextIOWrapper(out, write_through=True)
-        sys.stderr = io.TextIOWrapper(err, write_through=True)
+        sys.stdin, sys.stdout, sys.stderr = modules.stdio(io.BytesIO(), out, err)
         # Only the payload serves ansible*; nothing is fetched from the
         # controller by mitogen's importer, as in a vanilla module process.
         sys.meta_path[:] = [modules.PayloadFinder(payload)] + [

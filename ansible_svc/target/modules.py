@@ -278,9 +278,7 @@ def _child_main(payload, spec, out_fd, err_fd):
         # Keep the old stdio objects alive: collecting them would close fds
         # 0-2, which now are the task's pipes. The child ends in os._exit.
         retained = (sys.stdin, sys.stdout, sys.stderr)  # noqa: F841
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=False)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        sys.stdin, sys.stdout, sys.stderr = stdio(io.FileIO(0, "r", closefd=False), io.FileIO(1, "w", closefd=False), io.FileIO(2, "w", closefd=False))
         # Nothing of the parent's plumbing may act in the child: its atexit
         # hooks, mitogen's log forwarding, and mitogen's importer (which would
         # ship missing modules from the controller, unlike vanilla).
@@ -317,6 +315,19 @@ def _child_main(payload, spec, out_fd, err_fd):
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def stdio(stdin, stdout, stderr):
+    """Text streams over binary ones, encoded as this Python's own stdio
+    (which follow the locale: e.g. ``surrogateescape`` under C.UTF-8)."""
+    def text(raw, like, errors=None, **kwargs):
+        encoding = getattr(like, "encoding", None) or "utf-8"
+        return io.TextIOWrapper(raw, encoding=encoding, errors=errors or getattr(like, "errors", None) or "strict", **kwargs)
+    return (
+        text(stdin, sys.__stdin__),
+        text(stdout, sys.__stdout__),
+        text(stderr, sys.__stderr__, errors="backslashreplace", line_buffering=True),
+    )
 
 
 def _apply_rlimit_nofile(wanted):

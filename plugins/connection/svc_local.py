@@ -81,6 +81,7 @@ class Connection(SvcConnectionBase):
     """Local transport through a persistent interpreter."""
 
     transport = "local"
+    vanilla_plugin = "ansible.builtin.local"
     #: ansible.builtin.local runs commands with /bin/sh, not the login shell.
     command_shell = "/bin/sh"
 

@@ -208,6 +208,7 @@ class Connection(SvcConnectionBase):
     """ssh transport through a persistent target interpreter."""
 
     transport = "ssh"
+    vanilla_plugin = "ansible.builtin.ssh"
 
     def __init__(self, *args, **kwargs):
         if IMPORT_ERROR is not None:

@@ -21,6 +21,7 @@ options:
     default: false
 """
 
+import locale
 import os
 import sys
 
@@ -48,6 +49,13 @@ def main():
         python_real=os.path.realpath(sys.executable),
         ignore_environment=sys.flags.ignore_environment,
         utf8_mode=sys.flags.utf8_mode,
+        # What UTF-8 mode changes in practice.
+        encodings=dict(
+            filesystem=sys.getfilesystemencoding(),
+            preferred=locale.getpreferredencoding(False).lower().replace('-', ''),
+            stdout=[sys.stdout.encoding.lower().replace('-', ''), sys.stdout.errors],
+            lc_ctype=os.environ.get('LC_CTYPE'),
+        ),
         uid=os.getuid(),
     )
     if p['fail']:
