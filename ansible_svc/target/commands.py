@@ -13,6 +13,8 @@ import tempfile
 import mitogen.core
 import mitogen.service
 
+from ansible_svc.target import housekeeping
+
 #: Files up to this size travel inside one call message; larger ones stream
 #: through the mux's FileService (bounded in-flight window) instead.
 INLINE_FILE_LIMIT = 1024 * 1024
@@ -67,7 +69,14 @@ def run_command(cmd, stdin=None, shell=None, cwd=None):
 
     `shell` of None means the account's login shell, as ssh runs a command.
     Output is returned as bytes, untouched, like a pipe would give it.
+    Ansible's housekeeping commands (temp dirs, chmod) are done without a
+    shell when that gives the same result (``housekeeping``).
     """
+    if stdin is None:
+        done = housekeeping.run(cmd)
+        if done is not None:
+            rc, out, err = done
+            return rc, mitogen.core.Blob(out), mitogen.core.Blob(err)
     argv = [shell or login_shell(), "-c", cmd]
     proc = subprocess.Popen(
         argv,
