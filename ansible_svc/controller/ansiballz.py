@@ -35,6 +35,15 @@ MAIN_CALL = b"_ansiballz_main("
 REQUIRED_KEYS = ("zip_data", "ansible_module", "module_fqn", "params", "profile", "extensions")
 
 
+#: Where the zip literal starts in the final call.
+ZIP_KEYWORD = b"zip_data='"
+
+#: The last few zips seen in this worker, by their base64 text: loop items
+#: and repeated tasks carry the same zip, which is most of the wrapper.
+_RECENT_ZIPS: list = []
+RECENT_ZIPS_KEPT = 8
+
+
 class NotAnsiballZ(Exception):
     """The data is not an AnsiballZ wrapper we know how to take apart."""
 
@@ -62,14 +71,15 @@ def parse(data: bytes) -> ModulePayload:
     """Take an AnsiballZ wrapper apart; raise :class:`NotAnsiballZ`."""
     if not is_wrapper(data):
         raise NotAnsiballZ("no AnsiballZ marker")
-    first_line = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    first_line = data[:data.find(b"\n")].decode("utf-8", "replace")
     if not first_line.startswith("#!"):
         raise NotAnsiballZ("no interpreter line")
     start = data.rfind(MAIN_CALL)
     if start < 0:
         raise NotAnsiballZ("no _ansiballz_main call")
+    call, literal = _split_zip_literal(data[start:])
     try:
-        tree = ast.parse(data[start:].decode("utf-8"), mode="exec")
+        tree = ast.parse(call.decode("utf-8"), mode="exec")
         call = tree.body[0].value
         kwargs = {}
         for kw in call.keywords:
@@ -78,10 +88,12 @@ def parse(data: bytes) -> ModulePayload:
             kwargs[kw.arg] = ast.literal_eval(kw.value)
     except (SyntaxError, ValueError, AttributeError, IndexError, UnicodeDecodeError) as exc:
         raise NotAnsiballZ("unexpected wrapper layout: %s" % exc) from exc
+    if literal is not None:
+        kwargs["zip_data"] = literal
     missing = [k for k in REQUIRED_KEYS if k not in kwargs]
     if missing:
         raise NotAnsiballZ("wrapper lacks %s" % ", ".join(missing))
-    zip_data = base64.b64decode(kwargs["zip_data"])
+    zip_data, key = _decode_zip(kwargs["zip_data"])
     return ModulePayload(
         interpreter=first_line[2:].strip(),
         module_name=kwargs["ansible_module"],
@@ -91,8 +103,33 @@ def parse(data: bytes) -> ModulePayload:
         extensions=kwargs["extensions"],
         rlimit_nofile=int(kwargs.get("rlimit_nofile") or 0),
         zip_data=zip_data,
-        key=hashlib.sha1(zip_data).hexdigest(),
+        key=key,
     )
+
+
+def _split_zip_literal(call: bytes):
+    """``(call with an empty zip literal, the zip's base64 bytes)``, so that
+    only the small rest needs parsing; ``(call, None)`` if not found."""
+    begin = call.find(ZIP_KEYWORD)
+    end = call.find(b"'", begin + len(ZIP_KEYWORD)) if begin >= 0 else -1
+    if end < 0:
+        return call, None
+    literal = call[begin + len(ZIP_KEYWORD):end]
+    return call[:begin] + b"zip_data=''" + call[end + 1:], literal
+
+
+def _decode_zip(literal):
+    """The zip and its SHA-1 from its base64 text, remembered per worker."""
+    if isinstance(literal, str):
+        literal = literal.encode("ascii")
+    for seen, zip_data, key in _RECENT_ZIPS:
+        if seen == literal:
+            return zip_data, key
+    zip_data = base64.b64decode(literal)
+    key = hashlib.sha1(zip_data).hexdigest()
+    _RECENT_ZIPS.insert(0, (literal, zip_data, key))
+    del _RECENT_ZIPS[RECENT_ZIPS_KEPT:]
+    return zip_data, key
 
 
 def store(payload: ModulePayload, directory: str) -> str:
