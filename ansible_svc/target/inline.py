@@ -21,10 +21,7 @@ import io
 import os
 import sys
 import traceback
-import types
 import warnings
-
-import mitogen.core
 
 from ansible_svc.target import modules
 
@@ -94,24 +91,7 @@ def run_inline(payload, spec):
     out, err = _Capture(), _Capture()
     try:
         sys.stdin, sys.stdout, sys.stderr = modules.stdio(io.BytesIO(), out, err)
-        # Only the payload serves ansible*; nothing is fetched from the
-        # controller by mitogen's importer, as in a vanilla module process.
-        sys.meta_path[:] = [modules.PayloadFinder(payload)] + [
-            f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)
-        ]
-        modules._unload(modules._stale_in(payload))
-        sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-        sys.argv = [payload.path]
-        main = types.ModuleType("__main__")
-        main.__file__ = payload.path
-        sys.modules["__main__"] = main
-        modules._apply_rlimit_nofile(spec.get("rlimit_nofile"))
-        os.environ.update(spec["env"])
-        try:
-            os.chdir(spec["cwd"] or os.path.expanduser("~"))
-        except OSError:
-            os.chdir("/")
-        os.environ["PWD"] = os.getcwd()
+        modules.prepare_task(payload, spec)
         try:
             rc = modules._run_loader(payload, spec)
         except SystemExit as exc:

@@ -284,23 +284,7 @@ def _child_main(payload, spec, out_fd, err_fd):
         # ship missing modules from the controller, unlike vanilla).
         atexit._clear()
         logging.root.handlers = []
-        sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
-        _unload(_stale_in(payload))
-        sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-        sys.argv = [payload.path]
-        # The wrapper script is __main__ under AnsiballZ; mitogen children
-        # have none, and module_utils.basic imports it.
-        main = types.ModuleType("__main__")
-        main.__file__ = payload.path
-        sys.modules["__main__"] = main
-        _apply_rlimit_nofile(spec.get("rlimit_nofile"))
-        os.environ.update(spec["env"])
-        try:
-            os.chdir(spec["cwd"] or os.path.expanduser("~"))
-        except OSError:
-            os.chdir("/")
-        # As a shell would set it for a module started the vanilla way.
-        os.environ["PWD"] = os.getcwd()
+        prepare_task(payload, spec)
         code = _run_loader(payload, spec)
     except SystemExit as exc:
         code = _exit_code(exc)
@@ -315,6 +299,32 @@ def _child_main(payload, spec, out_fd, err_fd):
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def prepare_task(payload, spec):
+    """Set this process up as the AnsiballZ wrapper's would be for the task.
+
+    Only the payload serves ``ansible*`` (a preloaded module whose source
+    differs is dropped), nothing is fetched from the controller by mitogen's
+    importer, and the task's environment, cwd and fd limit apply.
+    """
+    sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
+    _unload(_stale_in(payload))
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.argv = [payload.path]
+    # The wrapper script is __main__ under AnsiballZ; mitogen children have
+    # none, and module_utils.basic imports it.
+    main = types.ModuleType("__main__")
+    main.__file__ = payload.path
+    sys.modules["__main__"] = main
+    _apply_rlimit_nofile(spec.get("rlimit_nofile"))
+    os.environ.update(spec["env"])
+    try:
+        os.chdir(spec["cwd"] or os.path.expanduser("~"))
+    except OSError:
+        os.chdir("/")
+    # As a shell would set it for a module started the vanilla way.
+    os.environ["PWD"] = os.getcwd()
 
 
 def stdio(stdin, stdout, stderr):
