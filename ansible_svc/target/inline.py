@@ -6,7 +6,7 @@ the process-wide state a module is known to touch is saved before and put
 back after each run.
 
 This trades isolation for the cost of a fork. Restored after every task:
-stdio, cwd, ``os.environ``, umask, ``sys.argv``, ``sys.path``,
+stdio (file descriptors 0-2 point at the task's output meanwhile), cwd, ``os.environ``, umask, ``sys.argv``, ``sys.path``,
 ``sys.meta_path``, ``__main__``, warnings filters, the soft fd limit, and
 the set of ``ansible*`` modules (those the task imported are dropped, the
 preloaded ones put back). Not restored: changes a module makes *inside*
@@ -20,6 +20,7 @@ next task starts a new one.
 import io
 import os
 import sys
+import tempfile
 import traceback
 import warnings
 
@@ -78,29 +79,53 @@ def _set_rlimit(limits):
         pass
 
 
-class _Capture(io.BytesIO):
-    """Keeps its bytes when the text wrapper around it is collected."""
+class _StdioFds(object):
+    """Points fds 0-2 at /dev/null and two temporary files for the run, so
+    that processes the module starts (``respawn_module``, subprocesses that
+    inherit stdout) write into the task's output, as in a module process."""
 
-    def close(self):
-        pass
+    def __enter__(self):
+        self.saved = [os.dup(fd) for fd in (0, 1, 2)]
+        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((0, devnull), (1, self.out.fileno()), (2, self.err.fileno())):
+            os.dup2(target, fd)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc_info):
+        for fd, saved in zip((0, 1, 2), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+
+    def read(self):
+        data = []
+        for fp in (self.out, self.err):
+            fp.seek(0)
+            data.append(fp.read())
+            fp.close()
+        return data
 
 
 def run_inline(payload, spec):
     """Run the module described by `spec` here; return (rc, out, err)."""
     saved = _Saved()
-    out, err = _Capture(), _Capture()
+    fds = _StdioFds()
     try:
-        sys.stdin, sys.stdout, sys.stderr = modules.stdio(io.BytesIO(), out, err)
-        modules.prepare_task(payload, spec)
-        try:
-            rc = modules._run_loader(payload, spec)
-        except SystemExit as exc:
-            rc = modules._exit_code(exc)
-        except BaseException:
-            traceback.print_exc()
-            rc = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with fds:
+            sys.stdin, sys.stdout, sys.stderr = modules.stdio(
+                io.FileIO(0, "r", closefd=False), io.FileIO(1, "w", closefd=False), io.FileIO(2, "w", closefd=False))
+            modules.prepare_task(payload, spec)
+            try:
+                rc = modules._run_loader(payload, spec)
+            except SystemExit as exc:
+                rc = modules._exit_code(exc)
+            except BaseException:
+                traceback.print_exc()
+                rc = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
     finally:
         saved.restore()
-    return rc, out.getvalue(), err.getvalue()
+    out, err = fds.read()
+    return rc, out, err

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 import zipfile
 import io
 
@@ -219,6 +220,9 @@ def get_payload(router, key):
         payload.warm()
         _PAYLOADS[key] = payload
         _preload(payload)
+    elif not os.path.exists(payload.path):
+        # An earlier task removed it (vanilla gives each task its own copy).
+        _write_payload(router, key, bytes(filecache.get_service(router).get_bounded(key, PAYLOAD_TIMEOUT)))
     return payload
 
 
@@ -273,8 +277,9 @@ def _child_main(payload, spec, out_fd, err_fd):
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         os.closerange(3, _max_fd())
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh Python
         # Keep the old stdio objects alive: collecting them would close fds
         # 0-2, which now are the task's pipes. The child ends in os._exit.
         retained = (sys.stdin, sys.stdout, sys.stderr)  # noqa: F841
@@ -294,6 +299,7 @@ def _child_main(payload, spec, out_fd, err_fd):
         code = 1
     finally:
         try:
+            _join_threads()
             atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -310,8 +316,13 @@ def prepare_task(payload, spec):
     """
     sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
     _unload(_stale_in(payload))
-    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    # The wrapper puts its zip first on sys.path; a module may pass it on.
+    sys.path[:] = [payload.path] + [p for p in sys.path if p not in ("", ".", payload.path)]
     sys.argv = [payload.path]
+    # mitogen installs a warnings filter for its own imports; a fresh
+    # Python has none of it.
+    warnings.filters[:] = [f for f in warnings.filters if "mitogen" not in str(getattr(f[1], "pattern", f[1]))]
+    getattr(warnings, "_filters_mutated", lambda: None)()
     # The wrapper script is __main__ under AnsiballZ; mitogen children have
     # none, and module_utils.basic imports it.
     main = types.ModuleType("__main__")
@@ -338,6 +349,17 @@ def stdio(stdin, stdout, stderr):
         text(stdout, sys.__stdout__),
         text(stderr, sys.__stderr__, errors="backslashreplace", line_buffering=True),
     )
+
+
+def _join_threads():
+    """Wait for the module's non-daemon threads, as Python does at exit."""
+    import threading
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        try:
+            shutdown()
+        except Exception:
+            pass
 
 
 def _apply_rlimit_nofile(wanted):
@@ -419,10 +441,19 @@ def _collect(pid, out_fd, err_fd):
     if status is None:
         _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        rc = -os.WTERMSIG(status)
-    else:
-        rc = os.WEXITSTATUS(status)
-    return rc, b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
+        return _killed(status, b"".join(chunks[out_fd]), b"".join(chunks[err_fd]))
+    return os.WEXITSTATUS(status), b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
+
+
+def _killed(status, out, err):
+    """What vanilla's ``/bin/sh -c '<python> ...'`` reports for a module
+    killed by a signal: status 128+N, and the signal's name on stderr."""
+    sig = os.WTERMSIG(status)
+    if sig not in (signal.SIGINT, signal.SIGPIPE):
+        name = signal.strsignal(sig) if hasattr(signal, "strsignal") else None
+        if name:
+            err += ("%s%s\n" % (name, " (core dumped)" if os.WCOREDUMP(status) else "")).encode()
+    return 128 + sig, out, err
 
 
 def run_payload(payload, spec, job_id=None):

@@ -4,6 +4,7 @@ interpreter itself), what inline restores, and tasks the worker gives up on
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from helpers import inventory_for, processes, run_playbook
 
@@ -118,3 +119,30 @@ def test_wrong_isolation_value_is_a_clear_error(tmp_path, sshd_alive, ssh_env):
     bad = svc.task('bad', 'target')
     assert bad['status'] == 'failed'
     assert 'task_isolation' in bad['result']['msg'] and 'sideways' in bad['result']['msg'], bad['result']['msg']
+
+
+RESPAWN_PB = """
+- hosts: all
+  gather_facts: false
+  vars:
+    svc_task_isolation: inline
+  tasks:
+    - name: respawn inline
+      iso_respawn: mode=respawn data="inline ü"
+    - name: respawn inline, after a task deleted the zip
+      iso_respawn: mode=delete_modlib
+    - name: respawn inline again
+      iso_respawn: mode=respawn data="again"
+"""
+
+
+def test_respawn_works_inline(tmp_path, sshd_alive, ssh_env):
+    # The respawned process inherits fds 1 and 2: inline runs point them at
+    # the task's output, as a module process would have them.
+    library = Path(__file__).resolve().parent / 'isolation_library'
+    svc = run_playbook(RESPAWN_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
+                       env={'ANSIBLE_LIBRARY': str(library)}).assert_ok()
+    for host in ('target', 'local'):
+        first = svc.task('respawn inline', host)['result']
+        assert first['respawned'] is True and first['data'] == 'inline ü'
+        assert svc.task('respawn inline again', host)['result']['data'] == 'again'
