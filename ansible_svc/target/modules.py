@@ -24,6 +24,7 @@ monkey-patches, ``sys.exit``, crashes and leaked threads die with the child.
 
 import atexit
 import errno
+import gc
 import importlib
 import importlib.abc
 import importlib.util
@@ -59,6 +60,10 @@ OWNED_PREFIXES = ("ansible", "ansible_collections")
 #: new-style module runs through the loader, which imports module_utils.basic.
 PRELOAD = ("ansible.module_utils._internal._ansiballz._loader",)
 
+#: Also imported once, from each payload that ships them: the core
+#: module_utils its module needs (never collections' code, never modules).
+PRELOAD_PREFIX = "ansible.module_utils."
+
 #: Name prefix of the per-interpreter payload dirs (then pid and random).
 PAYLOAD_DIR_PREFIX = "ansible-svc-payloads-"
 
@@ -69,7 +74,9 @@ _PAYLOAD_DIR = None
 _RUNNING = {}
 #: The job running inline in this interpreter, if any.
 _INLINE_JOB = []
-_PRELOADED = None
+#: Modules imported into this interpreter by _preload: name -> the source
+#: they were loaded from (None: not a payload file, e.g. a namespace).
+_PRELOADED = {}
 
 
 class Payload(object):
@@ -227,13 +234,20 @@ def get_payload(router, key):
 
 
 def _preload(payload):
-    """Import PRELOAD into this interpreter once, from `payload`.
+    """Import, once each, the module loader and the core ``module_utils``
+    that `payload` ships, from `payload`.
 
     Only imports happen here, never module code: forked tasks start from
-    this clean, warm state.
+    this clean, warm state, and skip importing what their module needs.
+    A payload whose sources differ from what is loaded already adds nothing.
     """
-    global _PRELOADED
-    if _PRELOADED is not None or not all(name in payload.entries for name in PRELOAD):
+    if not all(name in payload.entries for name in PRELOAD):
+        return
+    if any(_PRELOADED[name] != entry[1] for name, entry in payload.entries.items() if name in _PRELOADED):
+        return
+    wanted = [name for name in list(PRELOAD) + sorted(payload.entries) if name.startswith(PRELOAD_PREFIX) or name in PRELOAD]
+    wanted = [name for name in wanted if name not in sys.modules]
+    if not wanted:
         return
     # module_utils.basic imports __main__, which mitogen children lack; a
     # stub keeps mitogen's importer from asking the mux for one.
@@ -241,15 +255,18 @@ def _preload(payload):
     finder = PayloadFinder(payload)
     sys.meta_path.insert(0, finder)
     try:
-        for name in PRELOAD:
-            importlib.import_module(name)
-    except Exception:
-        logging.getLogger(__name__).warning("preloading %s failed; tasks import it themselves", PRELOAD, exc_info=True)
-        _unload(lambda name: True)
-    else:
-        _PRELOADED = payload
+        for name in wanted:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                # The task that needs it will import it (and fail) itself.
+                logging.getLogger(__name__).debug("preloading %s failed", name, exc_info=True)
     finally:
         sys.meta_path.remove(finder)
+    for name in list(sys.modules):
+        if name.split(".")[0] in OWNED_PREFIXES and name not in _PRELOADED:
+            entry = payload.entries.get(name)
+            _PRELOADED[name] = entry[1] if entry else None
 
 
 def _unload(predicate):
@@ -260,11 +277,10 @@ def _unload(predicate):
 
 
 def _stale_in(payload):
-    """Predicate: a preloaded module whose source `payload` ships differently."""
-    if _PRELOADED is None or _PRELOADED is payload:
-        return lambda name: False
-    old, new = _PRELOADED.entries, payload.entries
-    return lambda name: name in new and (name not in old or old[name][1] != new[name][1])
+    """Predicate: a preloaded module that `payload` does not ship as is
+    (another source, or not at all): the task must not see it."""
+    entries = payload.entries
+    return lambda name: name not in entries or _PRELOADED.get(name, entries[name][1]) != entries[name][1]
 
 
 def _child_main(payload, spec, out_fd, err_fd):
@@ -460,7 +476,16 @@ def run_payload(payload, spec, job_id=None):
     """Fork, run the module described by `spec`, return (rc, out, err)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    pid = os.fork()
+    # The child's garbage collector must not walk (and so copy on write)
+    # every object it inherited: freeze them for the fork only.
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        raise
+    if pid != 0:
+        gc.unfreeze()
     if pid == 0:
         os.close(out_r)
         os.close(err_r)
