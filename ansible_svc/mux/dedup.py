@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import pprint
-import threading
 
 import mitogen.core
 import mitogen.service

@@ -10,7 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 
 from helpers import assert_same_results, inventory_for, processes, run_playbook
 

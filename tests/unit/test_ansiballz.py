@@ -4,7 +4,6 @@ The wrapper comes from a vanilla local run with ANSIBLE_KEEP_REMOTE_FILES=1
 and pipelining off, which leaves it on disk (no ssh needed)."""
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json

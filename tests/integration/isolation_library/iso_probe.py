@@ -53,6 +53,11 @@ def signal_names(mask_hex):
     mask = int(mask_hex, 16)
     names = []
     for num in range(1, 65):
+        # 32 .. SIGRTMIN-1 belong to the C library's thread machinery (glibc
+        # installs its own handlers there in threaded processes); programs
+        # cannot use them, and their disposition is not the module's state.
+        if 32 <= num < signal.SIGRTMIN:
+            continue
         if mask & (1 << (num - 1)):
             try:
                 names.append(signal.Signals(num).name)
