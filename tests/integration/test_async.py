@@ -201,8 +201,12 @@ def test_job_outlives_its_connection_and_its_run(tmp_path, sshd_alive, ssh_env):
         first = run_playbook(OUTLIVE_PB, tmp_path=tmp_path / 'first', inventory=inventory,
                              extra_vars={'marker': marker, 'gate': str(gate)}).assert_ok()
         jid = first.task('start')['result']['ansible_job_id']
-        # The run is over (mux and interpreters gone); the job still runs.
-        assert any(marker in cmd for _, cmd in processes().values())
+        # The run is over (mux and interpreters gone); the job still runs
+        # (its shell may take a moment to start: the module is a new Python).
+        deadline = time.monotonic() + 15
+        while not any(marker in cmd for _, cmd in processes().values()):
+            assert time.monotonic() < deadline, 'the job is not running after its run ended'
+            time.sleep(0.1)
     finally:
         gate.touch()
     second = run_playbook(STATUS_PB, tmp_path=tmp_path / 'second', inventory=inventory,
