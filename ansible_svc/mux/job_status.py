@@ -82,11 +82,6 @@ class JobStatusService(mitogen.service.Service):
         self.invoker.forget(job_id=job_id)
         return answer
 
-    @mitogen.service.expose(policy=mitogen.service.AllowParents())
-    def stats(self):
-        """Requests received and lookups run, per method."""
-        return {"requests": dict(self.invoker.requests), "lookups": dict(self.invoker.runs)}
-
     def _on_target(self, context, fn, *args):
         try:
             return context.call_async(fn, *args).get(timeout=TARGET_TIMEOUT).unpickle()
