@@ -134,10 +134,6 @@ def push_result(mux_id, jid, answer, router=None):
     cast_service(mitogen.core.Context(router, mux_id), names.JOBS, "push", job_id=jid, result=answer)
 
 
-def job_path(async_dir, jid):
-    return os.path.join(os.path.expanduser(async_dir), jid)
-
-
 def read_job(path):
     """The job file's text, or None when there is no such file."""
     try:
@@ -150,13 +146,13 @@ def read_job(path):
 
 
 def read_job_by_id(async_dir, jid):
-    path = job_path(async_dir, jid)
+    path = forkserver.job_path(async_dir, jid)
     return dict(read_job(path), results_file=path)
 
 
 def remove_job(async_dir, jid):
     """Remove a job file (``mode: cleanup``); False when there was none."""
-    path = job_path(async_dir, jid)
+    path = forkserver.job_path(async_dir, jid)
     try:
         os.unlink(path)
     except FileNotFoundError:

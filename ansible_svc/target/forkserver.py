@@ -78,6 +78,11 @@ def write_job_file(path, data):
     os.rename(tmp, path)
 
 
+def job_path(async_dir, jid):
+    """Where the job file of `jid` lives, as async_wrapper puts it."""
+    return os.path.join(os.path.expanduser(async_dir), jid)
+
+
 def module_argv(module_path, args_path):
     """The command vanilla's async_wrapper runs: the module file's shebang
     interpreter (with its arguments), the file, and the args file if any."""
@@ -112,7 +117,7 @@ def json_result(stdout):
     return result
 
 
-def run_job(request, jid, job_path):
+def run_job(request, jid):
     """Run the module command; return the job file's final content."""
     env = dict(os.environ)
     env.update(request.get("env") or {})
@@ -181,20 +186,19 @@ def supervise(request, notify_fd):
         os.closerange(3, notify_fd)
         os.closerange(notify_fd + 1, 65536)
         jid = "%s.%d" % (request["base"], os.getpid())
-        job_dir = os.path.expanduser(request["async_dir"])
-        job_path = os.path.join(job_dir, jid)
+        path = job_path(request["async_dir"], jid)
         try:
-            os.makedirs(job_dir, exist_ok=True)
-            write_job_file(job_path, {"started": True, "finished": False, "ansible_job_id": jid})
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_job_file(path, {"started": True, "finished": False, "ansible_job_id": jid})
         except OSError as exc:
-            tell(notify_fd, {"event": "failed", "msg": "could not create directory: %s - %s" % (job_dir, exc)})
+            tell(notify_fd, {"event": "failed", "msg": "could not create directory: %s - %s" % (os.path.dirname(path), exc)})
             os._exit(1)
-        tell(notify_fd, {"event": "started", "jid": jid, "results_file": job_path})
+        tell(notify_fd, {"event": "started", "jid": jid, "results_file": path})
         try:
-            result = run_job(request, jid, job_path)
+            result = run_job(request, jid)
         except Exception:
             result = {"failed": True, "msg": traceback.format_exc(), "ansible_job_id": jid}
-        write_job_file(job_path, result)
+        write_job_file(path, result)
         if request.get("tmpdir"):
             shutil.rmtree(request["tmpdir"], ignore_errors=True)
     except BaseException:

@@ -196,8 +196,9 @@ def _remove_payload_dir(path, pid):
 _WATCHING = []
 
 
-def _watch_shutdown(router):
-    """Clean up running modules and payloads however this interpreter ends.
+def _set_up_once(router):
+    """Clean up running modules and payloads however this interpreter ends,
+    and start the TaskControl service while the main thread is free.
 
     An orderly end is the broker's shutdown. But when the login interpreter
     goes first, sshd hangs up its session and sudo passes SIGHUP or SIGTERM
@@ -209,6 +210,7 @@ def _watch_shutdown(router):
     mitogen.core.listen(router.broker, "shutdown", _kill_running)
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _on_hangup)
+    mitogen.service.get_or_create_pool(router=router).get_service(TaskControl.name())
 
 
 def _on_hangup(signum, frame):
@@ -582,8 +584,7 @@ def run_module(job_id, mux_id, payload_key, spec, router=None):
     service so that it reaches whoever listens for the job.
     """
     from ansible_svc import names
-    _watch_shutdown(router)
-    mitogen.service.get_or_create_pool(router=router).get_service(TaskControl.name())
+    _set_up_once(router)
     try:
         payload = get_payload(router, payload_key)
         if spec.get("isolation") == "inline":
