@@ -10,9 +10,10 @@ How a task runs:
 1. The worker pushed the module's zip through the mux (``filecache``); the
    runner takes it from the local cache, by content hash, without a round
    trip when this interpreter has seen it before.
-2. The runner forks. The child gets fresh stdio pipes, the task's
-   environment and working directory, a meta path finder that serves
-   ``ansible.*`` and ``ansible_collections.*`` from the zip (compiled code
+2. A forked child runs the task: the one forked ahead while the
+   interpreter was idle (see :class:`_Child`), or a new one. It gets fresh
+   stdio pipes, the task's environment and working directory, a meta path
+   finder that serves ``ansible.*`` and ``ansible_collections.*`` from the zip (compiled code
    shared from the parent), and then runs the module exactly as the AnsiballZ
    wrapper would: through ``ansible.module_utils._internal._ansiballz._loader``.
 3. The parent collects stdout, stderr and the exit status, and pushes them as
@@ -30,6 +31,7 @@ import importlib.abc
 import importlib.util
 import logging
 import os
+import pickle
 import select
 import signal
 import sys
@@ -38,6 +40,7 @@ import time
 import types
 import warnings
 import zipfile
+import zipimport
 import io
 
 import mitogen.core
@@ -74,6 +77,8 @@ _PAYLOAD_DIR = None
 _RUNNING = {}
 #: The job running inline in this interpreter, if any.
 _INLINE_JOB = []
+#: The child forked ahead of the next forked task, if any (see _Child).
+_SPARE = None
 #: Modules imported into this interpreter by _preload: name -> the source
 #: they were loaded from (None: not a payload file, e.g. a namespace).
 _PRELOADED = {}
@@ -227,6 +232,10 @@ def get_payload(router, key):
         data = service.get_bounded(key, PAYLOAD_TIMEOUT)
         payload = Payload(router, key, bytes(data))
         payload.warm()
+        # The task puts the zip first on sys.path: every import it makes
+        # (stdlib ones too) asks the zip first. Read its directory once
+        # here rather than in every task.
+        sys.path_importer_cache[payload.path] = zipimport.zipimporter(payload.path)
         _PAYLOADS[key] = payload
         _preload(payload)
     elif not os.path.exists(payload.path):
@@ -285,8 +294,12 @@ def _stale_in(payload):
     return lambda name: name not in entries or _PRELOADED.get(name, entries[name][1]) != entries[name][1]
 
 
-def _child_main(payload, spec, out_fd, err_fd):
-    """Body of the forked child. Never returns."""
+def _child_main(control_fd, out_fd, err_fd):
+    """Body of a forked task process. Never returns.
+
+    Everything up to reading the task is the same for every task, so it
+    can happen ahead of time, in a spare child.
+    """
     code = 1
     try:
         os.setsid()
@@ -294,7 +307,9 @@ def _child_main(payload, spec, out_fd, err_fd):
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-        os.closerange(3, _max_fd())
+        if control_fd != 3:
+            os.dup2(control_fd, 3)
+        os.closerange(4, _max_fd())
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh Python
@@ -307,6 +322,11 @@ def _child_main(payload, spec, out_fd, err_fd):
         # ship missing modules from the controller, unlike vanilla).
         atexit._clear()
         logging.root.handlers = []
+        task = _read_task(3)
+        if task is None:
+            os._exit(0)  # retired unused, or the interpreter ended
+        key, spec = task
+        payload = _PAYLOADS[key]
         prepare_task(payload, spec)
         code = _run_loader(payload, spec)
     except SystemExit as exc:
@@ -323,6 +343,19 @@ def _child_main(payload, spec, out_fd, err_fd):
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _read_task(fd):
+    """Read the pickled ``(payload key, spec)`` the parent writes to `fd`
+    and closes; None if it closed without writing."""
+    chunks = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    return pickle.loads(b"".join(chunks)) if chunks else None
 
 
 def prepare_task(payload, spec):
@@ -475,30 +508,103 @@ def _killed(status, out, err):
 
 
 def run_payload(payload, spec, job_id=None):
-    """Fork, run the module described by `spec`, return (rc, out, err)."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    # The child's garbage collector must not walk (and so copy on write)
-    # every object it inherited: freeze them for the fork only.
-    gc.freeze()
+    """Run the module described by `spec` in a forked child; return
+    ``(rc, out, err)``."""
+    child = _take_spare(payload.key) or _Child.fork()
+    _RUNNING[child.pid] = job_id
     try:
-        pid = os.fork()
-    except BaseException:
-        gc.unfreeze()
-        raise
-    if pid != 0:
-        gc.unfreeze()
-    if pid == 0:
-        os.close(out_r)
-        os.close(err_r)
-        _child_main(payload, spec, out_w, err_w)
-    os.close(out_w)
-    os.close(err_w)
-    _RUNNING[pid] = job_id
-    try:
-        return _collect(pid, out_r, err_r)
+        child.start(payload.key, spec)
+        return _collect(child.pid, child.out, child.err)
     finally:
-        _RUNNING.pop(pid, None)
+        _RUNNING.pop(child.pid, None)
+
+
+class _Child(object):
+    """A forked task process, waiting for its task on a control pipe.
+
+    Forking the interpreter and setting the child up (new session, stdio,
+    signals, closing inherited fds) costs a few milliseconds a task. After a
+    forked task the interpreter forks the next child while it is idle (the
+    *spare*), so the next task starts at once. A spare only runs payloads
+    its parent had when it was forked; a task with another payload retires
+    it and forks anew.
+    """
+
+    __slots__ = ("pid", "control", "out", "err", "payload_keys")
+
+    def __init__(self, pid, control, out, err):
+        self.pid = pid
+        self.control = control
+        self.out = out
+        self.err = err
+        self.payload_keys = frozenset(_PAYLOADS)
+
+    @classmethod
+    def fork(cls):
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        # The child's garbage collector must not walk (and so copy on write)
+        # every object it inherited: freeze them for the fork only.
+        gc.freeze()
+        try:
+            pid = os.fork()
+        except BaseException:
+            gc.unfreeze()
+            for fd in (out_r, out_w, err_r, err_w, ctl_r, ctl_w):
+                os.close(fd)
+            raise
+        if pid == 0:
+            _child_main(ctl_r, out_w, err_w)
+        gc.unfreeze()
+        for fd in (out_w, err_w, ctl_r):
+            os.close(fd)
+        return cls(pid, ctl_w, out_r, err_r)
+
+    def start(self, key, spec):
+        """Hand the child its task. If it died meanwhile, collecting it
+        reports how."""
+        data = memoryview(pickle.dumps((key, spec), pickle.HIGHEST_PROTOCOL))
+        try:
+            while data:
+                data = data[os.write(self.control, data):]
+        except OSError as exc:
+            logging.getLogger(__name__).debug("task process %d did not take its task: %s", self.pid, exc)
+        finally:
+            os.close(self.control)
+
+    def retire(self):
+        """End an unused child: it has run nothing, so killing it is safe."""
+        for fd in (self.control, self.out, self.err):
+            os.close(fd)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+
+
+def _take_spare(key):
+    """The spare child, if it can run payload `key` and is still there."""
+    global _SPARE
+    child, _SPARE = _SPARE, None
+    if child is None:
+        return None
+    if key in child.payload_keys and os.waitpid(child.pid, os.WNOHANG)[0] == 0:
+        return child
+    child.retire()
+    return None
+
+
+def _fork_spare():
+    """Fork the next task's child now, while the interpreter is idle."""
+    global _SPARE
+    if _SPARE is not None:
+        return
+    try:
+        _SPARE = _Child.fork()
+    except OSError as exc:
+        logging.getLogger(__name__).debug("could not fork a spare task process: %s", exc)
 
 
 def _kill_running():
@@ -585,6 +691,7 @@ def run_module(job_id, mux_id, payload_key, spec, router=None):
     """
     from ansible_svc import names
     _set_up_once(router)
+    forked = False
     try:
         payload = get_payload(router, payload_key)
         if spec.get("isolation") == "inline":
@@ -596,9 +703,12 @@ def run_module(job_id, mux_id, payload_key, spec, router=None):
                 del _INLINE_JOB[:]
         else:
             rc, out, err = run_payload(payload, spec, job_id)
+            forked = True
         result = {"rc": rc, "stdout": mitogen.core.Blob(out), "stderr": mitogen.core.Blob(err)}
     except mitogen.core.TimeoutError:
         result = {"error": "module payload %s did not arrive from the controller within %ss" % (payload_key, PAYLOAD_TIMEOUT)}
     mux = mitogen.core.Context(router, mux_id)
     accepted = mux.call_service(names.JOBS, "push", job_id=job_id, result=result)
+    if forked:
+        _fork_spare()
     return {"pushed": bool(accepted)}

@@ -60,6 +60,53 @@ def test_fork_and_inline_run_where_they_say(tmp_path, sshd_alive, ssh_env):
         assert svc.task('interpreter again', host)['result']['stdout'].strip() == interpreter
 
 
+# The interpreter's children other than this shell: "pid state" lines.
+CHILDREN = """for f in /proc/[0-9]*/status; do awk -v p=$PPID -v me=$$ '/^State/ {st=$2} /^Pid/ {pid=$2} /^PPid/ {pp=$2} END {if (pp == p && pid != me) print pid, st}' $f 2>/dev/null; done"""
+
+SPARE_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: first
+      shell: echo $PPID
+    - name: children
+      raw: "%s"
+    - name: second
+      shell: echo $PPID
+    - name: other module
+      stat:
+        path: /
+    - name: children after other module
+      raw: "%s"
+    - name: third
+      shell: echo $PPID
+""" % (CHILDREN.replace('"', '\\"'), CHILDREN.replace('"', '\\"'))
+
+
+def _children(result):
+    return dict(line.split() for line in result['stdout_lines'])
+
+
+def test_forked_tasks_start_in_a_child_forked_ahead(tmp_path, sshd_alive, ssh_env):
+    """After a forked task the interpreter forks the next task's process
+    while idle; the next task runs in it. A task with a module the spare
+    does not have retires it (no zombie, no process left) and forks anew."""
+    svc = run_playbook(SPARE_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env)).assert_ok()
+    for host in ('target', 'local'):
+        first = svc.task('first', host)['result']['stdout']
+        waiting = _children(svc.task('children', host)['result'])
+        # One child waits (sleeping on its control pipe): the spare.
+        assert list(waiting.values()) == ['S'], waiting
+        second = svc.task('second', host)['result']['stdout']
+        assert second in waiting and second != first
+        # `stat` was not in the interpreter when the spare after `second`
+        # was forked: that spare is gone, reaped; the one after `stat` waits.
+        after = _children(svc.task('children after other module', host)['result'])
+        assert list(after.values()) == ['S'], after
+        assert second not in after
+        assert svc.task('third', host)['result']['stdout'] in after
+
+
 TIMEOUT_PB = """
 - hosts: all
   gather_facts: false
