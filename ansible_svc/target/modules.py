@@ -366,7 +366,10 @@ def prepare_task(payload, spec):
     importer, and the task's environment, cwd and fd limit apply.
     """
     sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
-    _unload(_stale_in(payload))
+    # The interpreter's payload modules are exactly the preloaded ones.
+    stale = _stale_in(payload)
+    for name in [name for name in _PRELOADED if stale(name)]:
+        sys.modules.pop(name, None)
     # The wrapper puts its zip first on sys.path; a module may pass it on.
     sys.path[:] = [payload.path] + [p for p in sys.path if p not in ("", ".", payload.path)]
     sys.argv = [payload.path]
