@@ -94,6 +94,9 @@ def run_env(mode: Mode, forks: int, local_temp: Path) -> dict:
         'ANSIBLE_NOCOLOR': '1',
         'ANSIBLE_RETRY_FILES_ENABLED': 'False',
         'ANSIBLE_LOCAL_TEMP': str(local_temp),
+        # Counts Ansible's own run_command stalls (bench/callback_plugins).
+        'ANSIBLE_CALLBACK_PLUGINS': str(REPO / 'bench' / 'callback_plugins'),
+        'ANSIBLE_CALLBACKS_ENABLED': 'bench_stalls',
         # The repo's plugins import ansible_svc; make it importable even when
         # the project is not pip-installed into this interpreter.
         'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])),

@@ -36,6 +36,7 @@ class RunResult:
     rc: int | None
     error: str = ''
     recap: dict = field(default_factory=dict)
+    stalls: int | None = None     # Ansible run_command 1 s stalls (bench_stalls callback)
 
     @property
     def warmup(self) -> bool:
@@ -52,6 +53,14 @@ def parse_recap(stdout: str) -> dict:
         return {}
     return {m['host']: {k: int(m[k]) for k in ('ok', 'changed', 'unreachable', 'failed')}
             for m in RECAP_LINE.finditer(tail)}
+
+
+STALLS_LINE = re.compile(r'^BENCH run_command stalls (\d+)$', re.M)
+
+
+def parse_stalls(stdout: str) -> int | None:
+    m = STALLS_LINE.search(stdout)
+    return int(m.group(1)) if m else None
 
 
 def check(rc: int | None, recap: dict, hosts: list[str]) -> str:
@@ -156,7 +165,7 @@ class Runner:
             error += f' (log: {out_path})'
         return RunResult(topo.name, workload.name, mode.name, round_, not error,
                          round(box['end'] - start, 3), round(usage.ru_utime + usage.ru_stime, 3),
-                         round(usage.ru_maxrss / 1024, 1), rc, error, recap)
+                         round(usage.ru_maxrss / 1024, 1), rc, error, recap, parse_stalls(stdout))
 
 
 def _descendants(root: int) -> list[int]:

@@ -31,9 +31,12 @@ def test_bench_smoke(tmp_path):
         assert r['ok'] and r['rc'] == 0 and not r['error'], r
         assert r['wall'] > 0 and r['cpu'] > 0 and r['maxrss_mib'] > 0, r
         assert r['recap']['target']['failed'] == 0 and r['recap']['target']['unreachable'] == 0, r
+        # The stall-counting callback ran in every mode (the count itself is chance).
+        assert isinstance(r['stalls'], int), r
 
     md = (out / 'latest.md').read_text()
     assert 'FAIL**' not in md
     for name in WORKLOADS:
         assert f'| {name} |' in md
     assert 'svc-login' in md and 'ansible-core' in md
+    assert 'run_command 1 s stalls' in md

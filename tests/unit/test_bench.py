@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import report  # noqa: E402
-from bench.runner import RunResult, check, parse_recap  # noqa: E402
+from bench.runner import RunResult, check, parse_recap, parse_stalls  # noqa: E402
 from bench.workloads import WORKLOADS  # noqa: E402
 
 RECAP = '''
@@ -48,3 +48,21 @@ def test_floor_twin_has_as_many_debug_tasks(tmp_path):
         assert 'gather_facts: false' in text
     loop = WORKLOADS['loop100'].playbook(tmp_path, floor=True).read_text()
     assert 'range(100)' in loop and loop.count('debug:') == 1
+
+
+def test_stall_count_parsing_and_sum():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'bench' / 'callback_plugins'))
+    import bench_stalls
+    assert bench_stalls.delta_seconds('0:00:01.004512') == 1.004512
+    assert bench_stalls.delta_seconds(None) is None and bench_stalls.delta_seconds('junk') is None
+    assert bench_stalls.is_stall({'delta': '0:00:01.002000'})
+    # Fast commands, and a real 2 s command (async20's sleep 2), are not stalls.
+    assert not bench_stalls.is_stall({'delta': '0:00:00.004000'})
+    assert not bench_stalls.is_stall({'delta': '0:00:02.003000'}) and not bench_stalls.is_stall({})
+
+    assert parse_stalls('PLAY RECAP\n...\nBENCH run_command stalls 3\n') == 3
+    assert parse_stalls('PLAY RECAP\n') is None
+    runs = [_run('svc', 1.0), _run('svc', 1.0, rnd=1), _run('svc', 1.0, rnd=-1), _run('vanilla', 1.0)]
+    runs[0].stalls, runs[1].stalls, runs[2].stalls = 2, 1, 5
+    assert report.stall_sum(runs, '1host', 'loop100', 'svc') == 3.0  # the warm-up does not count
+    assert report.stall_sum(runs, '1host', 'loop100', 'vanilla') is None
