@@ -46,6 +46,9 @@ def parse_args(argv):
     p.add_argument('--smoke', action='store_true',
                    help='tiny run: 1host, loop10 and tasks10, 1 run, no warm-up')
     p.add_argument('--out', type=Path, default=DEFAULT_OUT, help=f'results dir (default {DEFAULT_OUT})')
+    p.add_argument('--merge', action='store_true',
+                   help='keep the results of the topologies not run this time from the existing '
+                        'latest.json in --out (run 10hosts later without losing 1host)')
     p.add_argument('--work', type=Path, default=DEFAULT_WORK,
                    help=f'generated playbooks, inputs and logs (default {DEFAULT_WORK})')
     args = p.parse_args(argv)
@@ -82,7 +85,8 @@ def main(argv=None) -> int:
         if name in needs_root([name]) and os.geteuid() != 0:
             skipped = 'needs root (network namespaces); run as root'
             log(f'bench: skipping {name}: {skipped}')
-        topologies.append({'name': name, 'skipped': skipped, 'description': ''})
+        topologies.append({'name': name, 'skipped': skipped, 'description': '', 'runs': args.runs,
+                           'warmup': 1 if args.warmup else 0, 'command': 'python -m bench ' + ' '.join(argv)})
     meta = {
         'facts': facts(), 'command': 'python -m bench ' + ' '.join(argv),
         'modes': args.modes, 'workloads': args.workloads, 'runs': args.runs,
@@ -122,6 +126,10 @@ def main(argv=None) -> int:
     finally:
         cleanup_leftovers()
         meta['total_seconds'] = round(time.monotonic() - started, 1)
+        for topo_meta in topologies:
+            topo_meta.update(date=meta['facts']['date'], git_commit=meta['facts']['git_commit'])
+        if runs and args.merge:
+            report.merge_previous(args.out, meta, runs)
         if runs:
             for note in report.write(args.out, meta, runs):
                 log(f'bench: {note}')

@@ -77,7 +77,11 @@ def markdown(meta: dict, runs: list[RunResult]) -> str:
             out += [f'## {name}', '', f"Skipped: {topo['skipped']}", '']
             continue
         took = f" This topology took {topo['seconds']:g} s in total (set-up excluded)." if 'seconds' in topo else ''
-        out += [f'## {name}', '', topo['description'] + '.' + took, '', '### Wall time, seconds (median)', '']
+        how = ''
+        if 'command' in topo:
+            how = (f" Measured on {topo['date']} at git {topo['git_commit']} with `{topo['command']}`: "
+                   f"{topo['runs']} run(s) per cell after {topo['warmup']} warm-up.")
+        out += [f'## {name}', '', topo['description'] + '.' + took + how, '', '### Wall time, seconds (median)', '']
         header = ['workload', *(LABELS[m] for m in modes)]
         ratio_modes = [m for m in ('reference', 'vanilla', 'floor') if m in modes and OURS in modes]
         header += [f'ours/{m}' for m in ratio_modes]
@@ -159,6 +163,31 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def merge_previous(out: Path, meta: dict, runs: list[RunResult]) -> None:
+    """Add the runs and topology facts of topologies not run now from
+    `out`/latest.json, if there is one, to `meta` and `runs`."""
+    path = out / 'latest.json'
+    if not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    now = {t['name'] for t in meta['topologies']}
+    kept = [t for t in previous.get('topologies', []) if t['name'] not in now and not t.get('skipped')]
+    facts = previous.get('facts', {})
+    for topo in kept:  # results written before topologies carried these
+        topo.setdefault('runs', previous.get('runs'))
+        topo.setdefault('warmup', previous.get('warmup'))
+        topo.setdefault('command', previous.get('command'))
+        topo.setdefault('date', facts.get('date'))
+        topo.setdefault('git_commit', facts.get('git_commit'))
+    meta['topologies'] += kept
+    names = {t['name'] for t in kept}
+    fields = set(RunResult.__dataclass_fields__)
+    runs += [RunResult(**{k: v for k, v in r.items() if k in fields})
+             for r in previous.get('results', []) if r['topology'] in names]
+    for key in ('modes', 'workloads'):
+        meta[key] += [x for t in kept for x in previous.get(key, []) if x not in meta[key]]
 
 
 def write(out: Path, meta: dict, runs: list[RunResult]) -> list[str]:

@@ -66,3 +66,24 @@ def test_stall_count_parsing_and_sum():
     runs[0].stalls, runs[1].stalls, runs[2].stalls = 2, 1, 5
     assert report.stall_sum(runs, '1host', 'loop100', 'svc') == 3.0  # the warm-up does not count
     assert report.stall_sum(runs, '1host', 'loop100', 'vanilla') is None
+
+
+def test_merge_keeps_other_topologies(tmp_path):
+    import json
+    old = _run('svc', 4.0)
+    previous = {'facts': {'date': 'then', 'git_commit': 'abc'}, 'command': 'python -m bench --topologies 1host',
+                'runs': 3, 'warmup': 1, 'modes': ['svc'], 'workloads': ['loop100'],
+                'topologies': [{'name': '1host', 'skipped': '', 'description': 'one host'},
+                               {'name': '10hosts', 'skipped': '', 'description': 'ten hosts'}],
+                'results': [old.to_json(), {**_run('svc', 9.0).to_json(), 'topology': '10hosts'}]}
+    (tmp_path / 'latest.json').write_text(json.dumps(previous))
+    meta = {'modes': ['svc', 'floor'], 'workloads': ['tasks100'],
+            'topologies': [{'name': '10hosts', 'skipped': '', 'description': 'ten hosts, new'}]}
+    runs = [RunResult('10hosts', 'tasks100', 'svc', 0, True, 7.0, 1.0, 50.0, 0)]
+    report.merge_previous(tmp_path, meta, runs)
+    # 1host comes back, with what it was measured with; the old 10hosts is replaced.
+    assert [t['name'] for t in meta['topologies']] == ['10hosts', '1host']
+    assert meta['topologies'][1]['command'] == previous['command'] and meta['topologies'][1]['runs'] == 3
+    assert [(r.topology, r.wall) for r in runs] == [('10hosts', 7.0), ('1host', 4.0)]
+    assert meta['workloads'] == ['tasks100', 'loop100'] and meta['modes'] == ['svc', 'floor']
+    assert report.cell(runs, '1host', 'loop100', 'svc') == 4.0
