@@ -63,9 +63,11 @@ def markdown(meta: dict, runs: list[RunResult]) -> str:
         f"- **machine**: {f['cores']} cores ({f['cpu_model']}), {f['memory_gib']} GiB RAM, "
         f"{f['os']}, kernel {f['kernel']}",
         f"- **target account**: {f['target_note']}",
-        f"- **runs**: {meta['runs']} measured per cell (median shown) after {meta['warmup']} warm-up; "
-        'modes alternate round-robin, order rotated each round',
-        f"- **command**: `{meta['command']}`"
+        (f"- **runs**: {meta['runs']} measured per cell (median shown) after {meta['warmup']} warm-up; "
+         if len({(t.get('runs'), t.get('warmup')) for t in meta['topologies'] if not t.get('skipped')}) <= 1
+         else '- **runs**: per topology, as each section says (median shown); ')
+        + 'modes alternate round-robin, order rotated each round',
+        f"- **last command**: `{meta['command']}`"
         + (f" (total {meta['total_seconds']:g} s)" if 'total_seconds' in meta else ''), '',
         'Ratios divide ours (svc) by the other mode\'s median wall time: below 1.00x means ours is faster. '
         'FAIL means at least one run of that cell failed (non-zero rc, failed/unreachable hosts in '
@@ -121,7 +123,8 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
         from matplotlib.ticker import FormatStrFormatter
     except ImportError:
         return 'matplotlib is not installed (pip install -e ".[bench]"): no chart'
-    topos = [t['name'] for t in meta['topologies'] if not t.get('skipped')]
+    by_name = {t['name']: t for t in meta['topologies'] if not t.get('skipped')}
+    topos = list(by_name)
     if not topos:
         return 'no topology ran: no chart'
     modes, workloads = meta['modes'], meta['workloads']
@@ -155,10 +158,11 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
         ax.set_xticks(range(len(workloads)), workloads)
         ax.set_xlabel('workload')
         ax.set_ylabel('median wall time, s (log scale)')
-        ax.set_title(f'{topo}: median wall time per workload (lower is better)')
+        count = by_name[topo].get('runs', meta['runs'])
+        ax.set_title(f'{topo}: median wall time of {count} run(s) per workload (lower is better)')
         ax.grid(axis='y', which='both', alpha=0.3)
         ax.legend(loc='upper left', fontsize=8, ncols=len(modes), framealpha=0.9)
-    fig.suptitle(f"ansible-svc benchmark ({meta['facts']['date']}, {meta['runs']} run(s) per cell)")
+    fig.suptitle(f"ansible-svc benchmark ({meta['facts']['date']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -181,7 +185,9 @@ def merge_previous(out: Path, meta: dict, runs: list[RunResult]) -> None:
         topo.setdefault('command', previous.get('command'))
         topo.setdefault('date', facts.get('date'))
         topo.setdefault('git_commit', facts.get('git_commit'))
-    meta['topologies'] += kept
+    order = ['1host', '10hosts', '10hosts-lat']
+    meta['topologies'] = sorted(meta['topologies'] + kept,
+                                key=lambda t: order.index(t['name']) if t['name'] in order else len(order))
     names = {t['name'] for t in kept}
     fields = set(RunResult.__dataclass_fields__)
     runs += [RunResult(**{k: v for k, v in r.items() if k in fields})

@@ -82,8 +82,8 @@ def test_merge_keeps_other_topologies(tmp_path):
     runs = [RunResult('10hosts', 'tasks100', 'svc', 0, True, 7.0, 1.0, 50.0, 0)]
     report.merge_previous(tmp_path, meta, runs)
     # 1host comes back, with what it was measured with; the old 10hosts is replaced.
-    assert [t['name'] for t in meta['topologies']] == ['10hosts', '1host']
-    assert meta['topologies'][1]['command'] == previous['command'] and meta['topologies'][1]['runs'] == 3
+    assert [t['name'] for t in meta['topologies']] == ['1host', '10hosts']
+    assert meta['topologies'][0]['command'] == previous['command'] and meta['topologies'][0]['runs'] == 3
     assert [(r.topology, r.wall) for r in runs] == [('10hosts', 7.0), ('1host', 4.0)]
     assert meta['workloads'] == ['tasks100', 'loop100'] and meta['modes'] == ['svc', 'floor']
     assert report.cell(runs, '1host', 'loop100', 'svc') == 4.0
