@@ -13,9 +13,10 @@ How a task runs:
 2. A forked child runs the task: the one forked ahead while the
    interpreter was idle (see :class:`_Child`), or a new one. It gets fresh
    stdio pipes, the task's environment and working directory, a meta path
-   finder that serves ``ansible.*`` and ``ansible_collections.*`` from the zip (compiled code
-   shared from the parent), and then runs the module exactly as the AnsiballZ
-   wrapper would: through ``ansible.module_utils._internal._ansiballz._loader``.
+   finder that serves ``ansible.*`` and ``ansible_collections.*`` from the
+   zip (compiled code shared from the parent), and then runs the module
+   exactly as the AnsiballZ wrapper would: through
+   ``ansible.module_utils._internal._ansiballz._loader``.
 3. The parent collects stdout, stderr and the exit status, and pushes them as
    the job's result to the mux's JobResultService.
 
