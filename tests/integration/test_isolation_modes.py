@@ -61,7 +61,8 @@ def test_fork_and_inline_run_where_they_say(tmp_path, sshd_alive, ssh_env):
 
 
 # The interpreter's children other than this shell: "pid state" lines.
-CHILDREN = """for f in /proc/[0-9]*/status; do awk -v p=$PPID -v me=$$ '/^State/ {st=$2} /^Pid/ {pid=$2} /^PPid/ {pp=$2} END {if (pp == p && pid != me) print pid, st}' $f 2>/dev/null; done"""
+# (Processes may end while the loop runs: awk failing on them is fine.)
+CHILDREN = """for f in /proc/[0-9]*/status; do awk -v p=$PPID -v me=$$ '/^State/ {st=$2} /^Pid/ {pid=$2} /^PPid/ {pp=$2} END {if (pp == p && pid != me) print pid, st}' $f 2>/dev/null || :; done"""
 
 SPARE_PB = """
 - hosts: all
