@@ -79,6 +79,7 @@ def main(argv=None) -> int:
         log(f'bench: {exc}')
         return 2
 
+    command = 'python -m bench ' + ' '.join(argv)
     topologies = []
     for name in args.topologies:
         skipped = ''
@@ -86,9 +87,9 @@ def main(argv=None) -> int:
             skipped = 'needs root (network namespaces); run as root'
             log(f'bench: skipping {name}: {skipped}')
         topologies.append({'name': name, 'skipped': skipped, 'description': '', 'runs': args.runs,
-                           'warmup': 1 if args.warmup else 0, 'command': 'python -m bench ' + ' '.join(argv)})
+                           'warmup': 1 if args.warmup else 0, 'command': command})
     meta = {
-        'facts': facts(), 'command': 'python -m bench ' + ' '.join(argv),
+        'facts': facts(), 'command': command,
         'modes': args.modes, 'workloads': args.workloads, 'runs': args.runs,
         'warmup': 1 if args.warmup else 0, 'timeout': args.timeout, 'topologies': topologies,
         'workload_descriptions': {w: catalogue[w].description for w in args.workloads},
