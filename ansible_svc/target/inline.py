@@ -6,8 +6,9 @@ the process-wide state a module is known to touch is saved before and put
 back after each run.
 
 This trades isolation for the cost of a fork. Restored after every task:
-stdio (file descriptors 0-2 point at the task's output meanwhile), cwd, ``os.environ``, umask, ``sys.argv``, ``sys.path``,
-``sys.meta_path``, ``__main__``, warnings filters, the soft fd limit, and
+stdio (file descriptors 0-2 point at the task's output meanwhile), cwd,
+``os.environ``, umask, ``sys.argv``, ``sys.path``, ``sys.meta_path``,
+``__main__``, warnings filters, the soft fd limit, and
 the set of ``ansible*`` modules (those the task imported are dropped, the
 preloaded ones put back). Not restored: changes a module makes *inside*
 modules it shares with the interpreter (the preloaded ``module_utils``, the
@@ -61,7 +62,7 @@ class _Saved(object):
             sys.modules["__main__"] = self.main
         warnings.filters[:] = self.warning_filters
         getattr(warnings, "_filters_mutated", lambda: None)()
-        modules._unload(lambda name: True)
+        modules._unload_owned()
         sys.modules.update(self.owned)
         _set_rlimit(self.rlimit)
 

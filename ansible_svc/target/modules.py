@@ -281,18 +281,19 @@ def _preload(payload):
             _PRELOADED[name] = entry[1] if entry else None
 
 
-def _unload(predicate):
-    """Drop payload-owned modules for which `predicate(name)` holds."""
+def _unload_owned():
+    """Drop every payload-owned module (``ansible*``) from sys.modules."""
     for name in list(sys.modules):
-        if name.split(".")[0] in OWNED_PREFIXES and predicate(name):
+        if name.split(".")[0] in OWNED_PREFIXES:
             del sys.modules[name]
 
 
 def _stale_in(payload):
-    """Predicate: a preloaded module that `payload` does not ship as is
-    (another source, or not at all): the task must not see it."""
+    """Preloaded modules that `payload` does not ship as is (another source,
+    or not at all): the task must not see them. The interpreter's payload
+    modules are exactly the preloaded ones."""
     entries = payload.entries
-    return lambda name: name not in entries or _PRELOADED.get(name, entries[name][1]) != entries[name][1]
+    return [name for name, source in _PRELOADED.items() if name not in entries or source != entries[name][1]]
 
 
 def _child_main(control_fd, out_fd, err_fd):
@@ -367,9 +368,7 @@ def prepare_task(payload, spec):
     importer, and the task's environment, cwd and fd limit apply.
     """
     sys.meta_path[:] = [PayloadFinder(payload)] + [f for f in sys.meta_path if not isinstance(f, mitogen.core.Importer)]
-    # The interpreter's payload modules are exactly the preloaded ones.
-    stale = _stale_in(payload)
-    for name in [name for name in _PRELOADED if stale(name)]:
+    for name in _stale_in(payload):
         sys.modules.pop(name, None)
     # The wrapper puts its zip first on sys.path; a module may pass it on.
     sys.path[:] = [payload.path] + [p for p in sys.path if p not in ("", ".", payload.path)]
