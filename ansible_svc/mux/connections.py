@@ -1,20 +1,40 @@
 """ConnectionService: the cache of target interpreters.
 
-Runs in the mux. Global state: the cache of this one service instance, keyed
-by everything that makes two connections different (transport, address,
-account, ssh options, interpreter, become settings), never by secrets.
+Runs in the mux. Global state: the cache of this one service instance, and
+the random key it digests passwords with (made when the mux starts, never
+sent anywhere).
 
 How it works:
 
 1. A worker calls ``get(spec)`` with a plain-dict spec built from its
-   connection plugin's options (``ansible_svc.controller.spec``).
-2. The first caller for a key starts the login interpreter (ssh or local),
-   and for become a second interpreter from it (sudo, su); concurrent callers
-   for the same key wait on a per-key lock, so a host is connected once.
-3. Callers get the context to address and a reference; ``put`` returns it.
-   A context that disconnects is dropped from the cache, so the next
-   ``get`` builds a new one: a dead interpreter is rebuilt transparently.
-4. ``reset(spec)`` (``meta: reset_connection``) shuts the entry down.
+   connection plugin's options for the current task (or loop item):
+   ``ansible_svc.controller.spec``.
+2. Interpreters are cached per *layer*: the login layer is everything that
+   makes a login different (transport, address, account, key, ssh options,
+   and a digest of the password); a become layer adds the become settings
+   (method, user, exe, flags, and a digest of the become password). A layer
+   holds one interpreter per command line it was started with.
+3. A request names its interpreter as Ansible does (``/usr/bin/python3``,
+   ``python3``, a venv's python, or None for "any, e.g. to run a shell
+   command"). The same string always gets the same interpreter. Another
+   string reuses a running interpreter only when it resolves on the target
+   (PATH lookup, symlinks kept) to that interpreter's own ``sys.executable``:
+   then a module could not tell them apart (same executable, same
+   ``sys.prefix``). A venv's python, or ``python3.11`` beside ``python3``,
+   gets its own interpreter, as vanilla would run it.
+4. The first caller for a layer starts the interpreter (for become, from the
+   login interpreter of the same request); concurrent callers wait on the
+   layer's lock, so a host is connected once.
+5. Callers get the context to address and a reference; ``put`` returns it.
+   A context that disconnects is dropped from the cache, so the next ``get``
+   builds a new one: a dead interpreter is rebuilt transparently.
+6. ``reset(spec)`` (``meta: reset_connection``) shuts down every interpreter
+   of the spec's address and account, whatever credentials reached it.
+
+Because passwords are part of the layer (as HMAC digests under a per-run
+key: nothing stored says anything about a password), a wrong password never
+rides on an interpreter that a right one started: it starts its own login or
+become, which fails as vanilla's would.
 
 Errors are returned, not raised, as ``{"error": {"kind", "msg"}}`` so the
 worker can map them to Ansible's UNREACHABLE / FAILED exactly.
@@ -22,7 +42,10 @@ worker can map them to Ansible's UNREACHABLE / FAILED exactly.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import shlex
 import threading
 
@@ -56,20 +79,9 @@ def probe(context, fn, *args):
     return context.call_async(fn, *args).get(timeout=PROBE_TIMEOUT).unpickle()
 
 
-def base_key(spec: dict) -> tuple:
-    """Everything that distinguishes a login, minus secrets and python."""
-    return (
-        spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"),
-        spec.get("identity_file"), spec.get("ssh_path"), tuple(spec.get("ssh_args") or ()),
-        spec.get("check_host_keys"),
-    )
-
-
-def become_key(spec: dict):
-    become = spec.get("become")
-    if not become:
-        return None
-    return (become.get("method"), become.get("user"), become.get("exe"), become.get("flags"))
+def address_key(spec: dict) -> tuple:
+    """Where and as whom a login goes: what ``reset`` shuts down."""
+    return (spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"))
 
 
 class Entry(object):
@@ -105,25 +117,52 @@ def interpreter_missing(exc: BaseException, python: str) -> bool:
 
 
 class ConnectionService(mitogen.service.Service):
-    """Connect once per key, share the interpreter between workers.
+    """Connect once per layer and interpreter, share it between workers.
 
-    Entries are keyed ``(base_key, become_key, real interpreter path)``.
-    Requests name an interpreter as Ansible does (``/usr/bin/python3``,
-    ``python3``, a discovered ``/usr/bin/python3.11``, or None for "any"); the
-    alias table maps each spelling to the entry whose interpreter it really
-    is, so one host gets one login interpreter in the common case.
+    Entries are keyed ``(layer, started_as)``; aliases map
+    ``(layer, requested interpreter)`` to an entry key (see the module
+    docstring for when a request may reuse another spelling).
     """
 
     def __init__(self, router):
         super().__init__(router)
+        #: HMAC key for password digests in cache keys; lives in this
+        #: process only, so the digests cannot be checked against guesses.
+        self._digest_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._entries: dict[tuple, Entry] = {}
         self._aliases: dict[tuple, tuple] = {}
-        self._key_locks: dict[tuple, threading.Lock] = {}
+        self._layer_locks: dict[tuple, threading.Lock] = {}
 
-    def _key_lock(self, key):
+    # -- keys ---------------------------------------------------------------
+
+    def _digest(self, secret) -> str | None:
+        if not secret:
+            return None
+        return hmac.new(self._digest_key, str(secret).encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+
+    def login_layer(self, spec: dict) -> tuple:
+        """Everything that grants a login, passwords as digests."""
+        return (
+            address_key(spec), spec.get("identity_file"), spec.get("ssh_path"), tuple(spec.get("ssh_args") or ()),
+            spec.get("check_host_keys"), self._digest(spec.get("password")),
+        )
+
+    def become_layer(self, spec: dict) -> tuple:
+        """The login layer plus everything that grants the become account."""
+        become = spec["become"]
+        return self.login_layer(spec) + (
+            (become.get("method"), become.get("user"), become.get("exe"), become.get("flags"), self._digest(become.get("password"))),
+        )
+
+    def _layer(self, spec: dict) -> tuple:
+        return self.become_layer(spec) if spec.get("become") else self.login_layer(spec)
+
+    # -- the cache ------------------------------------------------------------
+
+    def _layer_lock(self, layer):
         with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
+            return self._layer_locks.setdefault(layer, threading.Lock())
 
     def _by_alias(self, alias):
         with self._lock:
@@ -146,52 +185,45 @@ class ConnectionService(mitogen.service.Service):
                 del self._aliases[alias]
         LOG.info("disconnected: %s", context.name)
 
-    def _same_login(self, base, become):
-        with self._lock:
-            return [(k, e) for k, e in self._entries.items() if k[0] == base and k[1] == become]
-
-    def _start(self, key_prefix, alias, start, python):
-        context = start(python)
-        try:
-            info = probe(context, commands.describe)
-        except mitogen.core.Error:
-            context.shutdown()
-            raise
-        entry = Entry(context, info)
-        self._add(key_prefix + (info["python_real"],), alias, entry)
-        LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
-        return entry
-
-    def _cached(self, alias, key_prefix, create):
-        """The entry for `alias`, or `create()` it under the key's lock."""
+    def _interpreter(self, layer, python, default, start):
+        """The entry of `layer` for interpreter `python` (None: any), reusing
+        a running one that is the same executable, else ``start(command)``."""
+        alias = (layer, python)
         entry = self._by_alias(alias)
         if entry is not None:
             return entry
-        with self._key_lock(key_prefix):
-            return self._by_alias(alias) or create()
-
-    def _login(self, spec):
-        base, python = base_key(spec), spec.get("python")
-        alias = (base, None, python)
-
-        def create():
-            # Another spelling of an interpreter we already run? Reuse it.
-            for key, candidate in self._same_login(base, None):
-                real = key[2] if python is None else probe(candidate.context, commands.resolve_python, python)
-                if real == key[2]:
+        with self._layer_lock(layer):
+            entry = self._by_alias(alias)
+            if entry is not None:
+                return entry
+            with self._lock:
+                running = [(k, e) for k, e in self._entries.items() if k[0] == layer]
+            for key, candidate in running:
+                if python is None or probe(candidate.context, commands.resolve_python, python) == candidate.info["python"]:
                     with self._lock:
                         self._aliases[alias] = key
                     return candidate
-            start_with = python or spec.get("default_python") or DEFAULT_PYTHON
-            return self._start((base, None), alias, lambda p: self._start_login(spec, p), start_with)
+            started_as = python or default
+            context = start(started_as)
+            try:
+                info = probe(context, commands.describe)
+            except mitogen.core.Error:
+                context.shutdown()
+                raise
+            entry = Entry(context, info)
+            self._add((layer, started_as), alias, entry)
+            LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
+            return entry
 
-        return self._cached(alias, (base, None), create)
+    def _login(self, spec):
+        default = spec.get("default_python") or DEFAULT_PYTHON
+        return self._interpreter(self.login_layer(spec), spec.get("python"), default, lambda p: self._start_login(spec, p))
 
     def _become(self, spec, login):
-        base, become = base_key(spec), become_key(spec)
-        alias = (base, become, login.info["python_real"])
-        start = lambda p: self._start_become(spec, login.context, p)  # noqa: E731
-        return self._cached(alias, (base, become), lambda: self._start((base, become), alias, start, login.info["python"]))
+        # The become interpreter runs the login interpreter's executable
+        # unless the request names one: sudo's PATH may differ from ssh's.
+        default = login.info["python"]
+        return self._interpreter(self.become_layer(spec), spec.get("python"), default, lambda p: self._start_become(spec, login.context, p))
 
     def _start_login(self, spec, python):
         common = dict(python_path=shlex.split(python), connect_timeout=spec.get("timeout") or 30, remote_name="ansible-svc")
@@ -224,7 +256,7 @@ class ConnectionService(mitogen.service.Service):
             via=login,
             username=become.get("user") or "root",
             password=become.get("password"),
-            python_path=[python],
+            python_path=shlex.split(python),
             connect_timeout=spec.get("timeout") or 30,
         )
         if method == "sudo":
@@ -232,6 +264,8 @@ class ConnectionService(mitogen.service.Service):
         else:
             kwargs.update(su_path=become.get("exe") or "su")
         return getattr(self.router, method)(**kwargs)
+
+    # -- the service ----------------------------------------------------------
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"spec": dict})
@@ -265,30 +299,29 @@ class ConnectionService(mitogen.service.Service):
     @mitogen.service.no_reply()
     @mitogen.service.arg_spec({"spec": dict})
     def put(self, spec):
-        """Return a reference taken by ``get``."""
+        """Return a reference taken by ``get`` for the same spec."""
+        entry = self._by_alias((self._layer(spec), spec.get("python")))
         with self._lock:
-            for key, entry in self._entries.items():
-                if key[0] == base_key(spec) and key[1] == become_key(spec) and entry.refs > 0:
-                    entry.refs -= 1
-                    break
+            if entry is not None and entry.refs > 0:
+                entry.refs -= 1
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"spec": dict})
     def reset(self, spec):
-        """Shut down every interpreter of `spec`'s login (``reset_connection``)."""
-        base = base_key(spec)
+        """Shut down every interpreter of `spec`'s address and account
+        (``meta: reset_connection``)."""
+        address = address_key(spec)
         with self._lock:
-            doomed = [(k, e) for k, e in self._entries.items() if k[0] == base]
+            doomed = [(k, e) for k, e in self._entries.items() if k[0][0] == address]
             for key, _ in doomed:
                 del self._entries[key]
-            for alias in [a for a, k in self._aliases.items() if k[0] == base]:
+            for alias in [a for a, k in self._aliases.items() if k[0][0] == address]:
                 del self._aliases[alias]
         # Become interpreters first: they live inside the login ones. Do not
         # wait for the goodbye: a wedged interpreter must not wedge the reset.
-        for _, entry in sorted(doomed, key=lambda item: item[0][1] is None):
+        for _, entry in sorted(doomed, key=lambda item: -len(item[0][0])):
             try:
                 entry.context.shutdown()
             except mitogen.core.Error as exc:
                 LOG.debug("reset: %s: %s", entry.context.name, exc)
         return len(doomed)
-

@@ -25,7 +25,7 @@ def describe():
     import sys
     return {
         "python": sys.executable,
-        "python_real": os.path.realpath(sys.executable),
+        "prefix": sys.prefix,
         "version": list(sys.version_info[:3]),
         "uid": os.getuid(),
         "home": os.path.expanduser("~"),
@@ -34,11 +34,13 @@ def describe():
 
 
 def resolve_python(command):
-    """Real path of the interpreter a command line would start, or None.
+    """The executable a command line would start, as that interpreter's
+    ``sys.executable`` would name it (PATH looked up, symlinks kept), or None.
 
-    Lets the mux see that ``/usr/bin/python3`` and ``/usr/bin/python3.11``
-    are the same interpreter and reuse one process for both. Command lines
-    with interpreter arguments are not resolved: they may behave differently.
+    Lets the mux see that ``python3`` and ``/usr/bin/python3`` are the very
+    same interpreter, while a venv's ``bin/python`` (a symlink to the system
+    one, but another ``sys.prefix``) is not. Command lines with interpreter
+    arguments are not resolved: they may behave differently.
     """
     import shlex
     import shutil
@@ -50,7 +52,7 @@ def resolve_python(command):
     found = words[0] if os.path.isabs(words[0]) else shutil.which(words[0])
     if not found or not os.access(found, os.X_OK):
         return None
-    return os.path.realpath(found)
+    return os.path.abspath(found)
 
 
 def login_shell():
