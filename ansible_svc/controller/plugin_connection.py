@@ -19,6 +19,8 @@ Two details of Ansible's action layer are bridged here:
 
 from __future__ import annotations
 
+import functools
+import getpass
 import json
 import os
 import shlex
@@ -30,8 +32,9 @@ from ansible.errors import (
     AnsibleFileNotFound,
 )
 from ansible.module_utils.common.text.converters import to_bytes, to_text
-from ansible.plugins.connection import ConnectionBase, ensure_connect
+from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
+from ansible.utils.path import unfrackpath
 
 from ansible_svc.controller import ansiballz, async_jobs, mux_client, spec as specs, strategy
 from ansible_svc.controller.session import (
@@ -45,6 +48,18 @@ from ansible_svc.controller.session import (
 )
 
 display = Display()
+
+
+def in_session(method):
+    """Run a connection method in the session of the current settings
+    (Ansible's ``ensure_connect`` connects only once per connection)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        self._connect()
+        return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class BecomeRequest(object):
@@ -76,6 +91,10 @@ class SvcConnectionBase(ConnectionBase):
     #: Ansible's own plugin for this transport: runs commands and transfers
     #: files on a target that has no Python yet (``raw`` bootstrap plays).
     vanilla_plugin: str = ""
+    #: The target is the controller (``local``): as vanilla ``local``, the
+    #: account is the controller's (``remote_user`` does not apply), and
+    #: commands, modules and relative paths start from the worker's cwd.
+    on_controller: bool = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,6 +105,11 @@ class SvcConnectionBase(ConnectionBase):
         self._async_jobs: dict[str, bool] = {}
         self._vanilla = None
         self.cwd = None
+        if self.on_controller:
+            try:
+                self.default_user = getpass.getuser()
+            except KeyError:
+                self.default_user = ""
         render_env = self._shell.env_prefix
 
         def env_prefix(**env):
@@ -122,11 +146,21 @@ class SvcConnectionBase(ConnectionBase):
         raise NotImplementedError
 
     def _connect(self):
-        if self._session is None:
-            spec = self.build_spec()
-            spec["become"] = specs.become_spec(self.become._plugin) if self.become else None
+        """Use the session for the current task's (or loop item's) settings.
+
+        Ansible keeps one connection across a task's loop items, re-applying
+        options and the become plugin for each item, so this runs before
+        every operation: when any setting changed (user, become, passwords,
+        interpreter, ...) the connection switches to the session, and so to
+        the interpreters, of the new settings. Unchanged settings keep the
+        session and its cached contexts.
+        """
+        spec = self.build_spec()
+        spec["become"] = specs.become_spec(self.become._plugin) if self.become else None
+        if self._session is None or self._session.spec != spec:
+            self._close_sessions()
             self._session = Session(spec)
-            display.vvv("ESTABLISH %s CONNECTION FOR USER: %s" % (spec["transport"].upper(), spec.get("user") or "(current)"), host=spec.get("host"))
+            display.vvv("ESTABLISH %s CONNECTION FOR USER: %s" % (spec["transport"].upper(), spec.get("user") or self.default_user or "(current)"), host=spec.get("host"))
         self._connected = True
         return self
 
@@ -134,7 +168,7 @@ class SvcConnectionBase(ConnectionBase):
         become, self._become_next = self._become_next, False
         return become
 
-    @ensure_connect
+    @in_session
     def exec_command(self, cmd, in_data=None, sudoable=True):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         become = self._take_become() and sudoable
@@ -186,12 +220,12 @@ class SvcConnectionBase(ConnectionBase):
         with self._errors():
             return self._session.wait_async(specs.plain(jid), become, timeout)
 
-    @ensure_connect
+    @in_session
     def async_status(self, jid: str, become: bool, async_dir: str) -> dict:
         with self._errors():
             return self._session.async_status(specs.plain(jid), become, specs.plain(async_dir))
 
-    @ensure_connect
+    @in_session
     def async_cleanup(self, jid: str, become: bool | None, async_dir: str) -> dict:
         """Remove a job file; `become` None means as the job was started."""
         if become is None:
@@ -199,25 +233,27 @@ class SvcConnectionBase(ConnectionBase):
         with self._errors():
             return self._session.async_cleanup(specs.plain(jid), become, specs.plain(async_dir))
 
-    @ensure_connect
+    @in_session
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)
+        in_path, out_path = self._path(in_path), self._path(out_path)
         display.vvv("PUT %s TO %s" % (in_path, out_path), host=self._host())
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % in_path)
         with self._errors():
             try:
-                self._session.put_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+                self._session.put_file(in_path, out_path)
             except InterpreterMissing as exc:
                 self._without_python(exc).put_file(in_path, out_path)
 
-    @ensure_connect
+    @in_session
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)
+        in_path, out_path = self._path(in_path), self._path(out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._host())
         with self._errors():
             try:
-                self._session.fetch_file(specs.plain(to_text(in_path)), specs.plain(to_text(out_path)))
+                self._session.fetch_file(in_path, out_path)
             except InterpreterMissing as exc:
                 self._without_python(exc).fetch_file(in_path, out_path)
 
@@ -236,15 +272,21 @@ class SvcConnectionBase(ConnectionBase):
             self._vanilla.set_become_plugin(self.become._plugin if self.become else None)
         return self._vanilla
 
-    def close(self):
+    def _close_sessions(self):
+        """Return the session's interpreters and drop the vanilla fallback
+        (it was set up with the previous settings)."""
         if self._vanilla is not None:
             self._vanilla.close()
             self._vanilla = None
         if self._session is not None:
-            try:
-                self._session.close()
-            finally:
-                mux_client.detach()
+            session, self._session = self._session, None
+            session.close()
+
+    def close(self):
+        try:
+            self._close_sessions()
+        finally:
+            mux_client.detach()
         self._connected = False
 
     def reset(self):
@@ -261,7 +303,19 @@ class SvcConnectionBase(ConnectionBase):
     # -- helpers ---------------------------------------------------------------
 
     def _cwd(self):
-        return specs.plain(to_text(self.cwd)) if self.cwd else None
+        """Where commands and modules run: ``self.cwd`` when Ansible set
+        one; else the worker's cwd on the controller, or (None) the login
+        directory elsewhere."""
+        if self.cwd:
+            return specs.plain(to_text(self.cwd))
+        return os.getcwd() if self.on_controller else None
+
+    def _path(self, path):
+        """A path of ``put_file``/``fetch_file`` as the transfer uses it;
+        on the controller as vanilla ``local`` resolves it (``~``, env
+        variables, relative to the cwd)."""
+        path = specs.plain(to_text(path))
+        return unfrackpath(path, basedir=self.cwd) if self.on_controller else path
 
     def _host(self):
         return self._session.spec.get("host") if self._session else None

@@ -384,10 +384,18 @@ def prepare_task(payload, spec):
     sys.modules["__main__"] = main
     _apply_rlimit_nofile(spec.get("rlimit_nofile"))
     os.environ.update(spec["env"])
+    # Without a cwd from the connection, the task runs where the interpreter
+    # started (ssh: the login's home, also for become, as sudo keeps it),
+    # falling back as the AnsiballZ wrapper does.
     try:
-        os.chdir(spec["cwd"] or os.path.expanduser("~"))
+        if spec["cwd"]:
+            os.chdir(spec["cwd"])
+        os.getcwd()
     except OSError:
-        os.chdir("/")
+        try:
+            os.chdir(os.path.expanduser("~"))
+        except OSError:
+            os.chdir("/")
     # As a shell would set it for a module started the vanilla way.
     os.environ["PWD"] = os.getcwd()
 

@@ -10,7 +10,9 @@ description:
     whole C(ansible-playbook) run; each task is one call to it. With C(become), a second interpreter
     runs as the become user (C(sudo) or C(su)).
   - Used automatically for hosts whose connection is C(local) when the play runs with the C(svc_linear)
-    strategy. Like C(ansible.builtin.local), modules and commands run in the playbook's directory.
+    strategy. Like C(ansible.builtin.local), it runs as the account running C(ansible-playbook)
+    (C(remote_user) does not apply), and modules, commands and relative paths start from the directory
+    C(ansible-playbook) was started in.
 author: ansible-svc contributors
 version_added: 0.1.0
 options:
@@ -84,6 +86,7 @@ class Connection(SvcConnectionBase):
     vanilla_plugin = "ansible.builtin.local"
     #: ansible.builtin.local runs commands with /bin/sh, not the login shell.
     command_shell = "/bin/sh"
+    on_controller = True
 
     def __init__(self, *args, **kwargs):
         if IMPORT_ERROR is not None:
