@@ -110,6 +110,12 @@ def job_data(jid: str, text: str | None) -> dict:
     return data
 
 
+def killed_at_limit(status: dict) -> bool:
+    """Whether a job's status is async_wrapper's record of a job killed at
+    its time limit (``forkserver.timeout_result`` writes the same)."""
+    return bool(status.get("failed")) and status.get("msg") == "Timeout exceeded" and "child_pid" in status
+
+
 def status_result(action, jid: str, answer: dict) -> dict:
     """A job file reading (``answer`` from the target or the mux) shaped
     exactly as the builtin ``async_status`` action returns it; `action` is

@@ -71,11 +71,13 @@ def finish(executor, connection, jid, answer, templar):
     status = async_jobs.status_result(handler, jid, answer)
     async_dir = handler.get_shell_option("async_dir", default=async_jobs.DEFAULT_ASYNC_DIR)
     connection.async_cleanup(jid, None, async_dir)
-    if status.get("timed_out"):
+    if async_jobs.killed_at_limit(status):
+        # Vanilla's poll gives up at the same limit, with these words and
+        # its last reading: the job still running.
+        running = async_jobs.status_result(handler, jid, {"running": True, "results_file": answer.get("results_file")})
         return dict(
             failed=True,
             msg="async task did not complete within the requested time - %ss" % executor._task.async_val,
-            timed_out=True,
-            async_result=status,
+            async_result=running,
         )
     return status

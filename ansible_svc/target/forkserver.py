@@ -97,31 +97,38 @@ def module_argv(module_path, args_path):
 
 
 def json_result(stdout):
-    """Parse a module's stdout as vanilla does: the JSON object between
-    leading and trailing junk, and a warning about the trailing junk."""
+    """Parse a module's stdout as vanilla's async_wrapper does, with its
+    words: the JSON object between leading and trailing junk (raising its
+    ValueErrors when there is none), and a warning about trailing junk."""
     lines = stdout.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.strip().startswith("{")]
-    ends = [i for i, line in enumerate(lines) if line.strip().endswith("}")]
-    if not starts or not ends or ends[-1] < starts[0]:
-        raise ValueError("No JSON object found in the module output")
-    first, last = starts[0], ends[-1]
-    result = json.loads("\n".join(lines[first:last + 1]))
-    if not isinstance(result, dict):
-        raise ValueError("The module output is not a JSON object")
-    junk = lines[last + 1:]
+    for start, line in enumerate(lines):
+        if line.strip().startswith("{"):
+            break
+    else:
+        raise ValueError("No start of json char found")
+    lines = lines[start:]
+    for junk, line in enumerate(reversed(lines)):
+        if line.strip().endswith("}"):
+            break
+    else:
+        raise ValueError("No end of json char found")
+    result = json.loads("\n".join(lines[:len(lines) - junk]))
     if junk:
         warnings = result.get("warnings", [])
         if not isinstance(warnings, list):
             warnings = [warnings]
-        result["warnings"] = warnings + ["Module invocation had junk after the JSON data: %s" % "\n".join(junk)]
+        result["warnings"] = warnings + ["Module invocation had junk after the JSON data: %s" % "\n".join(lines[len(lines) - junk:])]
     return result
 
 
 def run_job(request, jid):
-    """Run the module command; return the job file's final content."""
+    """Run the module command; return the job file's final content, in
+    vanilla async_wrapper's words for every failure."""
     env = dict(os.environ)
     env.update(request.get("env") or {})
     argv = [request["module_path"]]
+    # What async_wrapper calls the command in its failure results.
+    wrapped_cmd = " ".join(argv + ([request["args_path"]] if request.get("args_path") else []))
     try:
         argv = module_argv(request["module_path"], request.get("args_path"))
         proc = subprocess.Popen(
@@ -129,12 +136,14 @@ def run_job(request, jid):
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=request.get("cwd") or os.path.expanduser("~"),
+            # None: where the interpreter started, as the shell that runs
+            # vanilla's async_wrapper (the login's home, also for become).
+            cwd=request.get("cwd") or None,
             env=env,
             start_new_session=True,
         )
     except OSError as exc:
-        return {"failed": True, "cmd": " ".join(argv), "msg": str(exc), "ansible_job_id": jid}
+        return {"failed": True, "cmd": wrapped_cmd, "msg": str(exc), "outdata": "", "stderr": "", "ansible_job_id": jid}
     limit = request.get("limit") or None
     try:
         out, err = proc.communicate(timeout=limit)
@@ -148,30 +157,29 @@ def run_job(request, jid):
         except subprocess.TimeoutExpired:
             pass  # something outside the group holds the pipes; give up on them
         proc.wait()
-        return {
-            "failed": True,
-            "msg": "Timeout exceeded",
-            "timed_out": True,
-            "async_timeout": limit,
-            "child_pid": proc.pid,
-            "ansible_job_id": jid,
-        }
+        return timeout_result(proc.pid)
     out = out.decode("utf-8", "surrogateescape")
     err = err.decode("utf-8", "surrogateescape")
     try:
         result = json_result(out)
-    except ValueError:
+        if err:
+            result["stderr"] = err
+    except Exception:
         return {
             "failed": True,
-            "cmd": " ".join(argv),
+            "cmd": wrapped_cmd,
             "data": out,
             "stderr": err,
             "msg": traceback.format_exc(),
             "ansible_job_id": jid,
         }
-    if err:
-        result["stderr"] = err
     return result
+
+
+def timeout_result(child_pid):
+    """The job file of a job killed at its time limit, as async_wrapper
+    writes it (the controller recognises this shape: ``async_jobs``)."""
+    return {"msg": "Timeout exceeded", "failed": True, "child_pid": child_pid}
 
 
 def supervise(request, notify_fd):

@@ -122,7 +122,7 @@ def test_timeout_kills_the_whole_process_group(server, tmp_path):
     started = server.event()
     assert server.event(timeout=10)['event'] == 'done'
     result = job_file(started)
-    assert result['failed'] and result['timed_out'] and result['msg'] == 'Timeout exceeded'
+    assert result == {'msg': 'Timeout exceeded', 'failed': True, 'child_pid': result['child_pid']}
     assert not running(int(pidfile.read_text()))
 
 
@@ -143,3 +143,40 @@ def test_jobs_outlive_the_server(server, tmp_path):
     while time.time() < deadline and 'survived' not in job_file(started):
         time.sleep(0.1)
     assert job_file(started) == {'survived': True}
+
+
+JSON_OUTPUTS = [
+    '{"a": 1}\n',
+    'motd line\n{"a": 1}\n',
+    '{"a": 1}\ntrailing junk\n',
+    'lead\n{"a":\n 1}\ntrail 1\ntrail 2\n',
+    '{"a": 1, "warnings": "one"}\njunk\n',
+    'this is not json\n',
+    '',
+    '{ this starts like json\n',
+    '{ not: json }\n',
+    '}\n{"a": 1\n',
+]
+
+
+@pytest.mark.parametrize('stdout', JSON_OUTPUTS)
+def test_json_result_is_async_wrappers(stdout):
+    """Contract with the installed ansible-core: a job's output is parsed,
+    and refused, in async_wrapper's own words."""
+    from ansible.modules import async_wrapper
+
+    def vanilla(text):
+        data, warnings = async_wrapper._filter_non_json_lines(text)
+        result = json.loads(data)
+        if warnings:
+            existing = result.get('warnings', [])
+            result['warnings'] = (existing if isinstance(existing, list) else [existing]) + warnings
+        return result
+
+    outcomes = []
+    for parse in (vanilla, forkserver.json_result):
+        try:
+            outcomes.append(('ok', parse(stdout)))
+        except Exception as exc:
+            outcomes.append((type(exc).__name__, str(exc)))
+    assert outcomes[0] == outcomes[1]
