@@ -32,6 +32,9 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 # Ansible needs setfacl to hand temp files to an unprivileged become user
 # (vanilla and ansible-svc alike).
 command -v setfacl >/dev/null || missing+=(acl)
+# Vanilla ssh logs in with a password only through sshpass (the identity
+# tests compare login passwords with vanilla).
+command -v sshpass >/dev/null || missing+=(sshpass)
 [ -x "$TARGET_PYTHON" ] || missing+=(python3)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"

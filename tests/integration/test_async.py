@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 
-from helpers import assert_same_results, inventory_for, processes, run_playbook
+from helpers import assert_same_results, inventory_for, normalize, processes, run_playbook
 
 #: Job ids and job file paths differ between runs by construction.
 JOB_KEYS = frozenset({'ansible_job_id', 'results_file', 'erased'})
@@ -252,10 +252,10 @@ def test_time_limit_kills_the_job_and_its_group(tmp_path, sshd_alive, ssh_env):
         polled = svc.task('polled', host)
         assert polled['status'] == 'failed'
         assert polled['result']['msg'] == 'async task did not complete within the requested time - 2s'
-        assert polled['result']['timed_out'] is True
+        assert polled['result']['async_result']['finished'] is False
         status = svc.task('status', host)
         assert status['status'] == 'failed'
-        assert status['result']['msg'] == 'Timeout exceeded' and status['result']['timed_out'] is True
+        assert status['result']['msg'] == 'Timeout exceeded' and status['result']['child_pid']
     left = [cmd for _, cmd in processes().values() if marker in cmd]
     assert not left, left
 
@@ -402,3 +402,89 @@ def test_forged_push_is_refused(tmp_path, monkeypatch):
     finally:
         mux_client.detach()
         mux.stop()
+
+
+FAILING_MODULES = {
+    'svc_no_json': '#!/bin/sh\necho "this is not json"\n',
+    'svc_no_end': '#!/bin/sh\necho "{ this starts like json"\n',
+    'svc_bad_json': '#!/bin/sh\necho "{ not: json }"\n',
+    'svc_crash': '#!/usr/bin/python3\nraise RuntimeError("the module crashed")\n',
+    'svc_slow': '#!/bin/sh\nsleep 30\n',
+}
+
+def failing_playbook(modules):
+    """Each module with ``poll: 1``, then each with ``poll: 0`` and
+    ``async_status`` until it has finished."""
+    tasks = []
+    for name in modules:
+        tasks.append(f"""
+    - name: {name} polled
+      {name}:
+      async: 2
+      poll: 1
+      ignore_errors: true
+    - name: {name} started
+      {name}:
+      async: 2
+      poll: 0
+      register: started_{name}
+    - name: {name} status
+      async_status:
+        jid: "{{{{ started_{name}.ansible_job_id }}}}"
+      register: status
+      until: status.finished
+      retries: 40
+      delay: 0.25
+      ignore_errors: true""")
+    return "- hosts: target\n  gather_facts: false\n  tasks:" + "".join(tasks) + "\n"
+
+
+def _last_line(msg):
+    return msg.rstrip().splitlines()[-1] if isinstance(msg, str) and msg.strip() else msg
+
+
+def _failure_shape(result):
+    """A task's result with what legitimately differs between runs masked:
+    job ids, pids, retries, and the frames of a traceback (vanilla's name
+    async_wrapper's file, ours our job runner's) but not its last line."""
+    return result['status'], _masked(result['result'])
+
+
+def _masked(result):
+    shape = {k: v for k, v in result.items() if k not in JOB_KEYS | {'child_pid', 'attempts'}}
+    if isinstance(shape.get('async_result'), dict):
+        shape['async_result'] = _masked(shape['async_result'])
+    shape['msg'] = _last_line(shape.get('msg'))
+    return normalize(shape)
+
+
+def test_async_failure_texts_are_vanillas(tmp_path, sshd_alive, ssh_env):
+    modules = sorted(FAILING_MODULES)
+    runs = {}
+    for strategy in ('linear', 'svc_linear'):
+        library = tmp_path / strategy / 'library'
+        library.mkdir(parents=True)
+        for name, text in FAILING_MODULES.items():
+            (library / name).write_text(text)
+        runs[strategy] = run_playbook(failing_playbook(modules), tmp_path=tmp_path / strategy, strategy=strategy,
+                                      inventory=inventory_for(ssh_env), env={'ANSIBLE_LIBRARY': str(library)})
+        assert runs[strategy].rc == 0, runs[strategy].output
+    van, svc = runs['linear'], runs['svc_linear']
+    for name in modules:
+        for task in (f'{name} polled', f'{name} status'):
+            if task == 'svc_slow polled':
+                continue  # below
+            assert _failure_shape(svc.task(task, 'target')) == _failure_shape(van.task(task, 'target')), task
+    # A poll: N job at its limit: vanilla's poll loop and async_wrapper's kill
+    # race (either may speak first); ours always ends as the poll loop does.
+    gave_up = 'async task did not complete within the requested time - 2s'
+    assert svc.task('svc_slow polled', 'target')['result']['msg'] == gave_up
+    assert van.task('svc_slow polled', 'target')['result']['msg'] in (gave_up, 'Timeout exceeded')
+    messages = {name: _failure_shape(svc.task(f'{name} status', 'target'))[1]['msg'] for name in modules}
+    assert messages == {
+        'svc_bad_json': 'json.decoder.JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 3 (char 2)',
+        'svc_crash': 'ValueError: No start of json char found',  # its traceback went to stderr
+        'svc_no_end': 'ValueError: No end of json char found',
+        'svc_no_json': 'ValueError: No start of json char found',
+        'svc_slow': 'Timeout exceeded',
+    }, messages
