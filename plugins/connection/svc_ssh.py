@@ -22,8 +22,9 @@ options:
       - Interpreter the target's persistent Python process is started with, when no module has
         named one yet (for example for the first shell command of a run).
       - Modules run in the interpreter their AnsiballZ shebang names, which Ansible takes from
-        C(ansible_python_interpreter) or interpreter discovery, exactly as vanilla. When that is the
-        same executable as a running interpreter (by real path) the running one is reused.
+        C(ansible_python_interpreter) or interpreter discovery, exactly as vanilla. A running interpreter
+        started with another string is reused only when that string resolves (PATH lookup, symlinks kept)
+        to its own C(sys.executable); a virtualenv's python always gets its own.
       - C(auto) and the other discovery values mean C(python3).
     type: string
     vars:

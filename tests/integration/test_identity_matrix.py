@@ -1,8 +1,9 @@
 """The identity parity matrix: every way a playbook can change who and where
 a task runs, compared with vanilla task by task and item by item.
 
-A table of identities (account, become, become user and flags, become
-password right/wrong/missing, interpreter, private key, environment) is
+A table of identities (host name, account, become method, user, flags and
+exe, become password right/wrong/missing, interpreter, private key,
+environment) is
 applied in sequence at every level a playbook can set them: task vars, loop
 items, blocks, ``include_tasks`` in a loop, task and play keywords
 (``remote_user``, ``become``...), inventory aliases of one host, and
@@ -45,6 +46,10 @@ IDENTITIES = {
     'pw_wrong': {'ansible_user': 'svc-pw', 'ansible_become': True, 'ansible_become_password': WRONG},
     'pw_missing': {'ansible_user': 'svc-pw', 'ansible_become': True},
     'flags': {'ansible_become': True, 'ansible_become_flags': '-S -n'},
+    'sudo_exe': {'ansible_become': True, 'ansible_become_exe': '/usr/bin/sudo'},
+    'root_su_target': {'ansible_user': 'root', 'ansible_become': True, 'ansible_become_method': 'su',
+                       'ansible_become_user': 'svc-target', 'ansible_become_flags': ''},
+    'host_name': {'ansible_host': 'localhost'},
     'key_copy': {'ansible_ssh_private_key_file': '{key_copy}'},
     'env': {'env': 'other'},
 }
@@ -53,17 +58,21 @@ IDENTITIES = {
 #: back, including a wrong and a missing password right after a right one.
 SEQUENCE = ['login', 'become', 'become_target', 'become', 'root', 'root_become_target', 'login', 'py311',
             'venv', 'venv_become', 'login', 'pw_login', 'pw_right', 'pw_wrong', 'pw_right', 'pw_missing', 'flags',
-            'become', 'key_copy', 'env', 'login']
+            'become', 'sudo_exe', 'root_su_target', 'become_target', 'host_name', 'key_copy', 'env', 'login']
 #: Shorter sequences where each step costs a play or an inventory alias.
 PLAYS = ['login', 'root', 'become_target', 'become', 'login']
-ALIASES = ['login', 'root', 'become_target', 'venv', 'pw_login', 'pw_right', 'pw_wrong', 'py311']
+ALIASES = ['login', 'root', 'become_target', 'venv', 'pw_login', 'pw_right', 'pw_wrong', 'py311', 'root_su_target',
+           'host_name']
 #: Settings that have a play/task keyword, and its name.
 KEYWORDS = {'ansible_user': 'remote_user', 'ansible_become': 'become', 'ansible_become_user': 'become_user',
-            'ansible_become_flags': 'become_flags'}
+            'ansible_become_flags': 'become_flags', 'ansible_become_method': 'become_method',
+            'ansible_become_exe': 'become_exe'}
 
 
 def settings(name: str, paths: dict) -> dict:
-    base = {'ansible_user': 'svc-login', 'ansible_become': False, 'ansible_become_user': 'root',
+    # An empty become_exe means the method's own command, for vanilla and us.
+    base = {'ansible_host': '127.0.0.1', 'ansible_user': 'svc-login', 'ansible_become': False,
+            'ansible_become_method': 'sudo', 'ansible_become_user': 'root', 'ansible_become_exe': '',
             'ansible_become_flags': '-H -S -n', 'ansible_python_interpreter': '/usr/bin/python3',
             'ansible_become_password': '', 'ansible_ssh_private_key_file': paths['key'], 'env': 'base'}
     base.update({k: v.format(**paths) if isinstance(v, str) else v for k, v in IDENTITIES[name].items()})
@@ -113,9 +122,12 @@ def build(tmp: Path, paths: dict) -> tuple[str, str]:
                            'tasks': [probe(f'play keywords {i} {name}')]}, **keys))
     plays.append({'name': 'aliases', 'hosts': 'aliases', 'gather_facts': False, 'tasks': [probe('inventory alias')]})
 
-    common = (f"ansible_host=127.0.0.1 ansible_port={paths['port']} "
-              f"ansible_ssh_common_args='-o UserKnownHostsFile={paths['known_hosts']}'")
-    lines = ['[matrix]', f"m {common} ansible_ssh_private_key_file={paths['key']} "
+    known_hosts = tmp / 'known_hosts'
+    entry = Path(paths['known_hosts']).read_text().split(' ', 1)[1]
+    known_hosts.write_text(''.join(f"[{name}]:{paths['port']} {entry}" for name in ('127.0.0.1', 'localhost')))
+    common = f"ansible_port={paths['port']} ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts}'"
+
+    lines = ['[matrix]', f"m ansible_host=127.0.0.1 {common} ansible_ssh_private_key_file={paths['key']} "
                          f"ansible_python_interpreter=/usr/bin/python3", '[aliases]']
     for alias in ALIASES:
         values = ' '.join(f"{k}='{v}'" for k, v in as_vars(settings(alias, paths)).items() if v != '')
