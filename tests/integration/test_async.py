@@ -299,16 +299,23 @@ ODD_PB = """
 """
 
 
-def test_odd_modules_match_vanilla(tmp_path, sshd_alive, ssh_env):
+def _with_modules(playbook, modules, tmp_path, ssh_env):
+    """{strategy: result} of `playbook` run by vanilla and by us, with
+    `modules` ({name: text}) in a library beside it."""
     runs = {}
     for strategy in ('linear', 'svc_linear'):
         library = tmp_path / strategy / 'library'
         library.mkdir(parents=True)
-        for name, text in ODD_MODULES.items():
+        for name, text in modules.items():
             (library / name).write_text(text)
-        runs[strategy] = run_playbook(ODD_PB, tmp_path=tmp_path / strategy, strategy=strategy,
+        runs[strategy] = run_playbook(playbook, tmp_path=tmp_path / strategy, strategy=strategy,
                                       inventory=inventory_for(ssh_env))
         assert runs[strategy].rc == 0, runs[strategy].output
+    return runs
+
+
+def test_odd_modules_match_vanilla(tmp_path, sshd_alive, ssh_env):
+    runs = _with_modules(ODD_PB, ODD_MODULES, tmp_path, ssh_env)
     # Error text names the job's own paths and tracebacks; compare the rest.
     assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS | {'msg', 'cmd', 'exception'})
     svc = runs['svc_linear']
@@ -460,15 +467,7 @@ def _masked(result):
 
 def test_async_failure_texts_are_vanillas(tmp_path, sshd_alive, ssh_env):
     modules = sorted(FAILING_MODULES)
-    runs = {}
-    for strategy in ('linear', 'svc_linear'):
-        library = tmp_path / strategy / 'library'
-        library.mkdir(parents=True)
-        for name, text in FAILING_MODULES.items():
-            (library / name).write_text(text)
-        runs[strategy] = run_playbook(failing_playbook(modules), tmp_path=tmp_path / strategy, strategy=strategy,
-                                      inventory=inventory_for(ssh_env), env={'ANSIBLE_LIBRARY': str(library)})
-        assert runs[strategy].rc == 0, runs[strategy].output
+    runs = _with_modules(failing_playbook(modules), FAILING_MODULES, tmp_path, ssh_env)
     van, svc = runs['linear'], runs['svc_linear']
     for name in modules:
         for task in (f'{name} polled', f'{name} status'):
