@@ -1,9 +1,13 @@
-"""Fire-and-forget service calls, used by workers and targets alike.
+"""Calls between contexts, used by workers, the mux and targets alike.
 
 Runs anywhere mitogen does. Global state: none.
 """
 
+import logging
+
 import mitogen.core
+
+LOG = logging.getLogger(__name__)
 
 
 def cast_service(recipient, service, method, **kwargs):
@@ -15,3 +19,43 @@ def cast_service(recipient, service, method, **kwargs):
     """
     tup = (service, method, mitogen.core.Kwargs(kwargs))
     recipient.send(mitogen.core.Message.pickled(tup, handle=mitogen.core.CALL_SERVICE))
+
+
+def sent_by(context_id):
+    """A receiver policy: accept what `context_id` sends, and the notices
+    mitogen itself (here or in the mux) sends when it went away; drop and
+    log anything else.
+
+    Any target can address any handle of any worker through the mux, so a
+    hostile one could otherwise answer another host's call or post its
+    result (or a fake "went away"): only the context asked may answer.
+    """
+
+    dropped = []
+
+    def policy(msg, stream):
+        if msg.src_id == context_id:
+            return True
+        if msg.is_dead and msg.src_id in (mitogen.context_id, mitogen.parent_id):
+            # A route to `context_id` was lost, said here or by the mux.
+            return True
+        # Once per receiver: a flood must not become a flood of log lines.
+        (LOG.debug if dropped else LOG.warning)(
+            "dropped a message from context %s: handle %s answers context %s only", msg.src_id, msg.handle, context_id)
+        dropped.append(msg.src_id)
+        return False
+
+    return policy
+
+
+def ask(context, msg):
+    """Send `msg` to `context`; the receiver gets only its answer."""
+    recv = mitogen.core.Receiver(context.router, respondent=context, policy=sent_by(context.context_id))
+    msg.reply_to = recv.handle
+    context.send(msg)
+    return recv
+
+
+def call_async(context, fn, *args, **kwargs):
+    """``context.call_async`` whose reply only `context` may send."""
+    return ask(context, context.default_call_chain.make_msg(fn, *args, **kwargs))

@@ -17,7 +17,7 @@ import mitogen.core
 import mitogen.select
 
 from ansible_svc import names
-from ansible_svc.rpc import cast_service
+from ansible_svc.rpc import ask, call_async, cast_service, sent_by
 from ansible_svc.controller import ansiballz, async_jobs, mux_client
 from ansible_svc.target import asyncjobs, commands, modules
 
@@ -98,7 +98,8 @@ class Session(object):
 
     def _call_mux(self, method: str, timeout: float | None = None, service: str = names.CONNECTIONS, **kwargs):
         attachment = mux_client.attach()
-        recv = attachment.mux.call_service_async(service, method, **kwargs)
+        call = (service, method, mitogen.core.Kwargs(kwargs))
+        recv = ask(attachment.mux, mitogen.core.Message.pickled(call, handle=mitogen.core.CALL_SERVICE))
         try:
             return recv.get(timeout=timeout).unpickle()
         except mitogen.core.CallError as exc:
@@ -131,7 +132,7 @@ class Session(object):
     def _call(self, become, fn, *args, python=None, **kwargs):
         ctx = self.context(become, python)
         try:
-            return ctx.call(fn, *args, **kwargs)
+            return call_async(ctx, fn, *args, **kwargs).get().unpickle()
         except mitogen.core.CallError as exc:
             raise RemoteError(str(exc)) from exc
         except mitogen.core.ChannelError as exc:
@@ -213,11 +214,11 @@ class Session(object):
             "cwd": cwd,
             "isolation": isolation,
         }
-        results = mitogen.core.Receiver(attachment.router)
         mux = attachment.mux
+        results = mitogen.core.Receiver(attachment.router, policy=sent_by(mux.context_id))
         cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
-        ack = ctx.call_async(modules.run_module, job_id, mux.context_id, path, spec)
+        ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
         done = False
         try:
             result = self._await_result(results, ack, job_id)
@@ -288,7 +289,7 @@ class Session(object):
         """The job file reading pushed when job `jid` ended, or None when
         none arrived within `timeout` seconds (the caller reads the file)."""
         attachment = mux_client.attach()
-        results = mitogen.core.Receiver(attachment.router)
+        results = mitogen.core.Receiver(attachment.router, policy=sent_by(attachment.mux.context_id))
         try:
             cast_service(attachment.mux, names.JOBS, "listen", job_id=jid, sender=results.to_sender(), context=self.context(become))
             return results.get(timeout=timeout).unpickle()

@@ -56,6 +56,7 @@ import mitogen.ssh
 import mitogen.su
 import mitogen.sudo
 
+from ansible_svc.rpc import call_async
 from ansible_svc.target import commands
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ PROBE_TIMEOUT = 30.0
 
 def probe(context, fn, *args):
     """``context.call`` with a time limit."""
-    return context.call_async(fn, *args).get(timeout=PROBE_TIMEOUT).unpickle()
+    return call_async(context, fn, *args).get(timeout=PROBE_TIMEOUT).unpickle()
 
 
 def address_key(spec: dict) -> tuple:

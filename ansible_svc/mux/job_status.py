@@ -21,6 +21,7 @@ import mitogen.core
 import mitogen.service
 
 from ansible_svc.mux.dedup import FinalAnswerInvoker, deduplicate
+from ansible_svc.rpc import call_async
 from ansible_svc.target import asyncjobs
 
 LOG = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class JobStatusService(mitogen.service.Service):
 
     def _on_target(self, context, fn, *args):
         try:
-            return context.call_async(fn, *args).get(timeout=TARGET_TIMEOUT).unpickle()
+            return call_async(context, fn, *args).get(timeout=TARGET_TIMEOUT).unpickle()
         except mitogen.core.TimeoutError:
             raise mitogen.core.CallError("the target did not answer within %ss" % (TARGET_TIMEOUT,))
         except mitogen.core.ChannelError as exc:

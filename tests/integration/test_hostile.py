@@ -1,0 +1,49 @@
+"""A hostile target cannot touch the controller or other hosts (issue 12).
+
+Each test plays one attack from a target and asserts that it is refused
+and that the other hosts' results are their own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from helpers import inventory_for, run_playbook
+
+LIBRARY = Path(__file__).resolve().parent / 'hostile_library'
+
+FORGERY_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: attack and wait
+      svc_hostile:
+        role: "{{ 'attacker' if inventory_hostname == 'evil' else 'victim' }}"
+        report: "{{ report }}"
+"""
+
+
+def test_a_target_cannot_forge_another_hosts_result(tmp_path, sshd_alive, ssh_env):
+    """The attacker runs inline (it holds its interpreter's router) and, from
+    a thread it leaves behind, sends forged results to every likely worker
+    context and handle while the victim's worker waits for its own."""
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    inventory = (f'evil {line} svc_task_isolation=inline\n'
+                 f"victim {line.replace('ansible_user=svc-login', 'ansible_user=root')}\n")
+    report = Path(tempfile.mkdtemp(prefix='svc-hostile-', dir='/tmp'))
+    os.chmod(report, 0o777)
+    try:
+        run = run_playbook(FORGERY_PB, tmp_path=tmp_path, inventory=inventory,
+                           extra_vars={'report': str(report / 'attack.json')},
+                           env={'ANSIBLE_LIBRARY': str(LIBRARY), 'ANSIBLE_FORKS': '5'}).assert_ok()
+        attack = json.loads((report / 'attack.json').read_text())
+        assert run.task('attack and wait', 'evil')['status'] == 'ok'
+
+    finally:
+        shutil.rmtree(report)
+    assert run.task('attack and wait', 'victim')['status'] == 'ok'
+    assert run.task('attack and wait', 'victim')['result']['said'] == 'REAL'
+    assert attack['routers'] >= 1 and attack['sent'] > 1000, attack
