@@ -52,7 +52,10 @@ class MuxProcess(object):
         lifeline_r, lifeline_w = os.pipe()
         os.set_inheritable(lifeline_r, True)
         argv = [
-            sys.executable, "-m", "ansible_svc.mux",
+            # -P: the cwd (often the playbook's directory) is not put on
+            # the mux's import path, so nothing there can be imported or
+            # served to a target.
+            sys.executable, "-P", "-m", "ansible_svc.mux",
             "--socket", socket_path,
             "--lifeline-fd", str(lifeline_r),
             "--pool-size", str(pool_size),

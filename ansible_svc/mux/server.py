@@ -37,10 +37,16 @@ from ansible_svc.target.filecache import PushFileCache
 
 LOG = logging.getLogger(__name__)
 
-#: Packages targets must never receive from the controller: module code is
-#: shipped as AnsiballZ payloads, so a target importing the controller's
-#: ``ansible`` would run different code than vanilla.
-BLOCKED_IMPORTS = ("ansible", "ansible_collections")
+#: The only packages the mux serves to targets: our target-side code and
+#: mitogen. Module code reaches a target only inside the AnsiballZ payload
+#: Ansible built for it; anything else a target asks for (a module beside
+#: the playbook, the controller's ``ansible`` or ``yaml``) is refused, so a
+#: target reads nothing of the controller it was not sent, and a module
+#: that imports what its target lacks fails as under vanilla.
+ALLOWED_IMPORTS = ("ansible_svc", "mitogen")
+
+#: Parts of the allowed packages that run only on the controller.
+BLOCKED_IMPORTS = ("ansible_svc.controller", "ansible_svc.mux")
 
 #: How long the orderly shutdown may take before the process just exits.
 SHUTDOWN_TIMEOUT = 10.0
@@ -68,6 +74,8 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
     # Targets may talk only to their parents: a compromised target cannot
     # reach other targets, only services exposed to it.
     router.unidirectional = True
+    for prefix in ALLOWED_IMPORTS:
+        router.responder.whitelist_prefix(prefix)
     for prefix in BLOCKED_IMPORTS:
         router.responder.blacklist_prefix(prefix)
 

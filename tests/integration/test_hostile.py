@@ -47,3 +47,31 @@ def test_a_target_cannot_forge_another_hosts_result(tmp_path, sshd_alive, ssh_en
     assert run.task('attack and wait', 'victim')['status'] == 'ok'
     assert run.task('attack and wait', 'victim')['result']['said'] == 'REAL'
     assert attack['routers'] >= 1 and attack['sent'] > 1000, attack
+
+
+FETCH_PB = """
+- hosts: evil
+  gather_facts: false
+  tasks:
+    - name: ask the mux for modules
+      svc_fetch_controller:
+        names: [mitogen.doas, svc_planted_secret, ansible.release, yaml, ansible_svc.mux.connections]
+"""
+
+
+def test_a_target_gets_only_our_target_code_from_the_controller(tmp_path, sshd_alive, ssh_env):
+    """The mux serves targets our target code and mitogen only: not a module
+    beside the playbook (its directory is not on the mux's path), not
+    Ansible, not our controller code, not any other package."""
+    (tmp_path / 'svc_planted_secret.py').write_text('SECRET = "planted-secret-4711"\n')
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    run = run_playbook(FETCH_PB, tmp_path=tmp_path, inventory=f'evil {line} svc_task_isolation=inline\n',
+                       env={'ANSIBLE_LIBRARY': str(LIBRARY)}).assert_ok()
+    result = run.task('ask the mux for modules', 'evil')['result']
+    assert result['importers'] >= 1
+    sources = result['sources']
+    assert 'class PasswordError' in (sources['mitogen.doas'] or ''), sources  # the way in works
+    assert sources['svc_planted_secret'] is None
+    assert sources['ansible.release'] is None
+    assert sources['yaml'] is None
+    assert sources['ansible_svc.mux.connections'] is None
