@@ -171,7 +171,7 @@ class Session(object):
             self._call(become, commands.write_file, remote_path, data)
             return
         attachment = mux_client.attach()
-        attachment.mux.call_service(names.FILES, "register", path=local_path)
+        attachment.mux.call_service(names.FILES, "register", path=local_path, context=self.context(become))
         self._call(become, commands.pull_file, remote_path, attachment.mux.context_id, local_path)
 
     def fetch_file(self, remote_path: str, local_path: str, become: bool = False) -> None:

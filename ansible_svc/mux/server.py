@@ -31,6 +31,7 @@ import mitogen.service
 import mitogen.unix
 
 from ansible_svc.mux.connections import ConnectionService
+from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.mux.jobs import JobResultService
 from ansible_svc.mux.job_status import JobStatusService
 from ansible_svc.target.filecache import PushFileCache
@@ -86,7 +87,7 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
             ConnectionService(router),
             jobs,
             JobStatusService(router, jobs),
-            mitogen.service.FileService(router),
+            GrantedFileService(router),
             PushFileCache(router=router),
         ],
         size=pool_size,

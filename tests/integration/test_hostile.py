@@ -75,3 +75,50 @@ def test_a_target_gets_only_our_target_code_from_the_controller(tmp_path, sshd_a
     assert sources['ansible.release'] is None
     assert sources['yaml'] is None
     assert sources['ansible_svc.mux.connections'] is None
+
+
+FILE_PB = """
+- hosts: victim
+  gather_facts: false
+  tasks:
+    - name: large copy
+      copy:
+        src: "{{ big }}"
+        dest: /tmp/svc-hostile-copy-{{ marker }}
+- hosts: evil
+  gather_facts: false
+  tasks:
+    - name: fetch another host's file
+      svc_fetch_file:
+        path: "{{ big }}"
+    - name: fetch a file never sent
+      svc_fetch_file:
+        path: "{{ never_sent }}"
+- hosts: victim
+  gather_facts: false
+  tasks:
+    - name: clean up
+      file:
+        path: /tmp/svc-hostile-copy-{{ marker }}
+        state: absent
+"""
+
+
+def test_a_target_gets_only_files_sent_to_it(tmp_path, sshd_alive, ssh_env):
+    """A file streamed to one host (over 1 MiB goes through the mux's
+    FileService) cannot be fetched by another target, nor can a file that
+    was never sent."""
+    big = tmp_path / 'big.bin'
+    big.write_bytes(os.urandom(2 * 1024 * 1024))
+    never_sent = tmp_path / 'never-sent.txt'
+    never_sent.write_text('secret\n')
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    inventory = (f'evil {line} svc_task_isolation=inline\n'
+                 f"victim {line.replace('ansible_user=svc-login', 'ansible_user=root')}\n")
+    run = run_playbook(FILE_PB, tmp_path=tmp_path, inventory=inventory,
+                       extra_vars={'big': str(big), 'never_sent': str(never_sent), 'marker': os.getpid()},
+                       env={'ANSIBLE_LIBRARY': str(LIBRARY)}).assert_ok()
+    assert run.task('large copy', 'victim')['status'] == 'changed'
+    for task in ("fetch another host's file", 'fetch a file never sent'):
+        result = run.task(task, 'evil')['result']
+        assert not result['ok'] and result['size'] == 0 and 'not' in (result['error'] or ''), (task, result)
