@@ -18,8 +18,10 @@ How it works:
 
 The listen and the push arrive on different streams and may be handled by
 different pool threads in either order, so a push for an id not issued yet
-is parked (with the pusher's identity) for ``UNCLAIMED_TTL`` seconds and
-checked when the listen arrives.
+is parked (with the pusher's identity) for ``PARK_TTL`` seconds and checked
+when the listen arrives. A target may have at most ``MAX_PARKED_PER_TARGET``
+results of at most ``MAX_PARKED_BYTES_PER_TARGET`` bytes parked: a target
+pushing results for ids nobody issued cannot grow the mux.
 """
 
 from __future__ import annotations
@@ -37,12 +39,21 @@ LOG = logging.getLogger(__name__)
 #: how long a delivered result stays available to ``get``.
 UNCLAIMED_TTL = 600.0
 
+#: How long a result pushed for an id not issued yet waits for its issue
+#: (the race it covers is between two messages in flight: milliseconds).
+PARK_TTL = 30.0
+
 #: Upper bound on parked jobs, so a misbehaving target cannot grow the mux.
 MAX_PARKED = 10000
 
+#: Per pushing target: parked results, and their bytes. A target runs one
+#: task at a time per interpreter, plus async jobs ending at once.
+MAX_PARKED_PER_TARGET = 64
+MAX_PARKED_BYTES_PER_TARGET = 64 * 1024 * 1024
+
 
 class Job(object):
-    __slots__ = ("job_id", "owner_id", "sender", "result", "pusher_id", "stamp", "delivered")
+    __slots__ = ("job_id", "owner_id", "sender", "result", "pusher_id", "stamp", "delivered", "size")
 
     def __init__(self, job_id):
         self.job_id = job_id
@@ -52,6 +63,12 @@ class Job(object):
         self.pusher_id = None
         self.stamp = time.monotonic()
         self.delivered = False
+        self.size = 0
+
+    @property
+    def parked(self) -> bool:
+        """A result waits for an issue that has not come."""
+        return self.owner_id is None and self.result is not None
 
 
 class JobResultService(mitogen.service.Service):
@@ -65,10 +82,22 @@ class JobResultService(mitogen.service.Service):
 
     def _expire_locked(self):
         if len(self._jobs) < 64:
-            return
+            return  # cheap in the common case; the caps bound the rest
         now = time.monotonic()
-        for job_id in [j for j, job in self._jobs.items() if now - job.stamp > UNCLAIMED_TTL]:
+        for job_id in [j for j, job in self._jobs.items()
+                       if now - job.stamp > (PARK_TTL if job.parked else UNCLAIMED_TTL)]:
             del self._jobs[job_id]
+
+    def _parking_refused_locked(self, pusher_id: int, size: int):
+        """Why a target may not park one more result, or None."""
+        if len(self._jobs) >= MAX_PARKED:
+            return "too many parked results"
+        mine = [job for job in self._jobs.values() if job.parked and job.pusher_id == pusher_id]
+        if len(mine) >= MAX_PARKED_PER_TARGET:
+            return "it has %d results parked for ids never issued" % len(mine)
+        if sum(job.size for job in mine) + size > MAX_PARKED_BYTES_PER_TARGET:
+            return "its results parked for ids never issued would exceed %d bytes" % MAX_PARKED_BYTES_PER_TARGET
+        return None
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.no_reply()
@@ -117,12 +146,14 @@ class JobResultService(mitogen.service.Service):
     @mitogen.service.arg_spec({"job_id": str, "result": dict})
     def push(self, job_id, result, msg):
         """Deliver `result` for `job_id`; True when accepted."""
+        size = len(getattr(msg, "data", b""))
         with self._lock:
             self._expire_locked()
             job = self._jobs.get(job_id)
             if job is None:
-                if len(self._jobs) >= MAX_PARKED:
-                    LOG.warning("job %s: refused push from context %d: too many parked results", job_id, msg.src_id)
+                why = self._parking_refused_locked(msg.src_id, size)
+                if why:
+                    LOG.warning("job %s: refused push from context %d: %s", job_id, msg.src_id, why)
                     self.refused += 1
                     return False
                 job = self._jobs[job_id] = Job(job_id)
@@ -134,6 +165,7 @@ class JobResultService(mitogen.service.Service):
                 return False
             job.result = result
             job.pusher_id = msg.src_id
+            job.size = size
             job.stamp = time.monotonic()
             if job.sender is None:
                 return True

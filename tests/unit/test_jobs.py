@@ -1,6 +1,8 @@
 """JobResultService logic, with a real router and fake messages/senders."""
 from __future__ import annotations
 
+import time
+
 import mitogen.core
 import mitogen.master
 import pytest
@@ -166,3 +168,38 @@ def test_forget(svc, router):
     assert svc.forget('a4') is True
     assert svc.get('a4') == {'state': 'unknown'}
     assert svc.forget('a4') is False
+
+
+class SizedMsg(FakeMsg):
+    def __init__(self, src_id, size):
+        super().__init__(src_id)
+        self.data = b'x' * size
+
+
+def test_a_target_cannot_park_unbounded_results(svc, router):
+    """Pushes for ids nobody issued (30 x 20 MiB from one target, 100 small
+    ones from another) are parked only up to the per-target caps."""
+    from ansible_svc.mux import jobs
+    big = [svc.push('big%d' % i, RESULT, SizedMsg(21, 20 * 1024 * 1024)) for i in range(30)]
+    assert big.count(True) == jobs.MAX_PARKED_BYTES_PER_TARGET // (20 * 1024 * 1024)
+    small = [svc.push('small%d' % i, RESULT, SizedMsg(22, 100)) for i in range(100)]
+    assert small.count(True) == jobs.MAX_PARKED_PER_TARGET
+    assert svc.refused == big.count(False) + small.count(False)
+    # Another target's job is not affected, and a parked result still meets
+    # its listener.
+    sender = FakeSender()
+    assert svc.push('legit', RESULT, SizedMsg(23, 100)) is True
+    svc.listen('legit', sender, ctx(router, 23))
+    assert sender.sent == [RESULT]
+
+
+def test_parked_results_expire(svc, router, monkeypatch):
+    from ansible_svc.mux import jobs
+    assert svc.push('early', RESULT, SizedMsg(31, 10)) is True
+    for i in range(70):  # expiry runs once the table is not tiny
+        svc.issue('filler%d' % i, ctx(router, 32))
+    later = time.monotonic() + jobs.PARK_TTL + 1
+    monkeypatch.setattr(jobs.time, 'monotonic', lambda: later)
+    svc.issue('one-more', ctx(router, 32))
+    assert svc.get('early') == {'state': 'unknown'}
+    assert svc.get('filler0') == {'state': 'pending', 'owner_id': 32}
