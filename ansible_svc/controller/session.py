@@ -215,7 +215,7 @@ class Session(object):
             "isolation": isolation,
         }
         mux = attachment.mux
-        results = mitogen.core.Receiver(attachment.router, policy=sent_by(mux.context_id))
+        results = mitogen.core.Receiver(attachment.router, respondent=mux, policy=sent_by(mux.context_id))
         cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
         ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
@@ -225,7 +225,7 @@ class Session(object):
             done = True
             return result
         finally:
-            results.close()
+            _close_reply_receiver(results)
             _close_reply_receiver(ack)
             if not done:
                 self._cancel(ctx, job_id)
@@ -244,6 +244,11 @@ class Session(object):
                     msg = select.get(timeout=RESULT_GRACE if acked else None)
                 except mitogen.core.TimeoutError:
                     raise SessionError("job %s finished on the target but its result did not arrive" % job_id)
+                except mitogen.core.ChannelError as exc:
+                    # The target interpreter (its ssh, its host) or the mux
+                    # went away mid-task: UNREACHABLE, as vanilla.
+                    self.forget()
+                    raise TargetUnreachable("lost the target interpreter or the ansible-svc mux during the task: %s" % exc) from exc
                 if msg.receiver is results:
                     result = msg.unpickle()
                     break
@@ -251,9 +256,6 @@ class Session(object):
                     reply = msg.unpickle()
                 except mitogen.core.CallError as exc:
                     raise RemoteError(str(exc)) from exc
-                except mitogen.core.ChannelError as exc:
-                    self.forget()
-                    raise TargetUnreachable("the target interpreter went away during the task: %s" % exc) from exc
                 if not reply.get("pushed"):
                     raise SessionError("the mux refused the result of job %s" % job_id)
                 acked = True
@@ -289,7 +291,7 @@ class Session(object):
         """The job file reading pushed when job `jid` ended, or None when
         none arrived within `timeout` seconds (the caller reads the file)."""
         attachment = mux_client.attach()
-        results = mitogen.core.Receiver(attachment.router, policy=sent_by(attachment.mux.context_id))
+        results = mitogen.core.Receiver(attachment.router, respondent=attachment.mux, policy=sent_by(attachment.mux.context_id))
         try:
             cast_service(attachment.mux, names.JOBS, "listen", job_id=jid, sender=results.to_sender(), context=self.context(become))
             return results.get(timeout=timeout).unpickle()
@@ -297,7 +299,7 @@ class Session(object):
             LOG.debug("async job %s: no pushed result (%s)", jid, exc)
             return None
         finally:
-            results.close()
+            _close_reply_receiver(results)
 
     def async_status(self, jid: str, become: bool, async_dir: str) -> dict:
         """Status of job `jid` through the mux's deduplicating JobStatusService."""

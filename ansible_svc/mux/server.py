@@ -12,8 +12,9 @@ How it works:
    prints ``READY`` on stdout and closes it.
 3. Workers attach to the socket; targets are children of this router.
 4. When the lifeline reads EOF (the controller exited, crashed or was
-   killed), or on SIGTERM, the broker shuts down: every target stream is
-   disconnected and every child process reaped, so nothing is left running.
+   killed), or on SIGTERM, the mux removes its private directory and the
+   broker shuts down: every target stream is disconnected and every child
+   process reaped, so nothing is left running or on disk.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -118,6 +120,9 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
     while not done.wait(1.0):
         pass
     LOG.debug("shutting down")
+    # The controller removes the directory when it ends normally; after a
+    # SIGKILL of the controller only we are left to do it.
+    shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
     _shutdown(broker, pool)
 
 

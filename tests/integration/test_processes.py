@@ -68,8 +68,12 @@ def test_normal_exit_leaves_nothing(ssh_env, sshd_alive, tmp_path):
 
 
 def _start(tmp_path, ssh_env, sleep_for, strategy='svc_linear'):
+    """Start the sleep playbook with a private TMPDIR (where the mux puts its
+    directory): tmp_path / 'tmpdir'."""
+    (tmp_path / 'tmpdir').mkdir()
     cmd, env, results_file = prepare_playbook(SLEEP_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
-                                              strategy=strategy, extra_vars={'sleep_for': sleep_for})
+                                              strategy=strategy, extra_vars={'sleep_for': sleep_for},
+                                              env={'TMPDIR': str(tmp_path / 'tmpdir')})
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     return proc, results_file
@@ -109,6 +113,11 @@ def test_interrupted_run_leaves_nothing(ssh_env, sshd_alive, tmp_path, how):
         start = time.monotonic()
         left = new_svc_processes_after(before, timeout=15)
         assert not left, f'processes left {time.monotonic() - start:.1f}s after {how}:\n' + _fmt(left)
+        # After a SIGKILL of the controller the mux removes its directory.
+        deadline = time.monotonic() + 15
+        while list((tmp_path / 'tmpdir').glob('ansible-svc-*')) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not list((tmp_path / 'tmpdir').glob('ansible-svc-*')), f'mux directory left after {how}'
         results, _ = read_results(results_file)
         assert not [r for r in results if r['task'] == 'never reached']
     finally:
