@@ -62,6 +62,9 @@ def _configure_logging(verbosity: int) -> None:
     root.handlers = [handler]
     if verbosity >= 5:
         root.setLevel(logging.DEBUG)
+        # Never mitogen's DEBUG, here or forwarded from targets: it traces
+        # every call's arguments and every result, no_log ones included.
+        logging.getLogger("mitogen").setLevel(logging.INFO)
     elif verbosity >= 4:
         root.setLevel(logging.WARNING)
         logging.getLogger("ansible_svc").setLevel(logging.DEBUG)
