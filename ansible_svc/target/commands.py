@@ -7,8 +7,11 @@ works on its arguments only.
 
 import os
 import pwd
+import select
 import subprocess
 import tempfile
+import threading
+import time
 
 import mitogen.core
 import mitogen.service
@@ -18,6 +21,13 @@ from ansible_svc.target import housekeeping
 #: Files up to this size travel inside one call message; larger ones stream
 #: through the mux's FileService (bounded in-flight window) instead.
 INLINE_FILE_LIMIT = 1024 * 1024
+
+#: While a command's pipes stay open, how often to look whether its shell
+#: has exited (only then: a command that ends closes them, which wakes us).
+EXIT_POLL = 0.1
+
+#: After the shell exited, how long output still in flight may take.
+EXIT_GRACE = 0.2
 
 
 def describe():
@@ -91,8 +101,50 @@ def run_command(cmd, stdin=None, shell=None, cwd=None):
         # process group cannot take this interpreter with it.
         start_new_session=True,
     )
-    stdout, stderr = proc.communicate(stdin)
-    return proc.returncode, mitogen.core.Blob(stdout), mitogen.core.Blob(stderr)
+    if stdin:
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    elif proc.stdin is not None:
+        proc.stdin.close()
+    stdout, stderr = _read_until_exit(proc)
+    return proc.wait(), mitogen.core.Blob(stdout), mitogen.core.Blob(stderr)
+
+
+def _feed(pipe, data):
+    try:
+        pipe.write(data)
+        pipe.close()
+    except OSError:
+        pass  # the command did not read it all: as with a pipe
+
+
+def _read_until_exit(proc):
+    """The command's output, read until the shell exits (plus a short grace
+    for what is in flight), not until every process holding its pipes does:
+    a daemon or ``sleep 20 &`` started by the command must not hold the task,
+    as ssh's session ends when the shell does. Pipes still open then are
+    closed (their holders get EPIPE, as when sshd closes the channel)."""
+    chunks = {proc.stdout: [], proc.stderr: []}
+    open_pipes = list(chunks)
+    ended_at = None
+    while open_pipes:
+        if ended_at is None and proc.poll() is not None:
+            ended_at = time.monotonic()
+        if ended_at is None:
+            wait = EXIT_POLL
+        else:
+            wait = ended_at + EXIT_GRACE - time.monotonic()
+            if wait <= 0:
+                break
+        ready, _, _ = select.select(open_pipes, [], [], wait)
+        for pipe in ready:
+            data = os.read(pipe.fileno(), 65536)
+            if data:
+                chunks[pipe].append(data)
+            else:
+                open_pipes.remove(pipe)
+    for pipe in chunks:
+        pipe.close()
+    return b"".join(chunks[proc.stdout]), b"".join(chunks[proc.stderr])
 
 
 def _atomic_write(path, write, mode=None):

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from helpers import inventory_for, new_svc_processes_after, prepare_playbook, processes, read_results, svc_processes
+from helpers import (inventory_for, new_svc_processes_after, prepare_playbook, processes, read_results, run_playbook,
+                     svc_processes)
 
 FAULT_PB = """
 - hosts: target
@@ -79,6 +80,32 @@ def test_a_process_killed_mid_task_makes_the_host_unreachable(ssh_env, sshd_aliv
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for pid, (_, cmd) in processes().items():
+            if cmd == f'sleep {sleep_for}':
+                os.kill(pid, signal.SIGKILL)
+
+
+BACKGROUND_PB = """
+- hosts: target
+  gather_facts: false
+  tasks:
+    - name: raw with a background child
+      raw: sleep {{ sleep_for }} & echo started
+"""
+
+
+def test_a_background_child_does_not_hold_the_task(ssh_env, sshd_alive, tmp_path):
+    """A command (raw, script, old-style modules) ends when its shell does,
+    as vanilla's ssh session does: the run is over while the backgrounded
+    sleep (holding the command's stdout) still runs."""
+    sleep_for = '60.%d' % (os.getpid() % 1000 * 10 + 7)
+    try:
+        run = run_playbook(BACKGROUND_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
+                           extra_vars={'sleep_for': sleep_for}, timeout=50).assert_ok()
+        assert run.task('raw with a background child', 'target')['result']['stdout'].strip() == 'started'
+        still = [pid for pid, (_, cmd) in processes().items() if cmd == f'sleep {sleep_for}']
+        assert len(still) == 1, still
+    finally:
         for pid, (_, cmd) in processes().items():
             if cmd == f'sleep {sleep_for}':
                 os.kill(pid, signal.SIGKILL)
