@@ -122,3 +122,35 @@ def test_a_target_gets_only_files_sent_to_it(tmp_path, sshd_alive, ssh_env):
     for task in ("fetch another host's file", 'fetch a file never sent'):
         result = run.task(task, 'evil')['result']
         assert not result['ok'] and result['size'] == 0 and 'not' in (result['error'] or ''), (task, result)
+
+
+SERVICES_PB = """
+- hosts: evil
+  gather_facts: false
+  tasks:
+    - name: call the mux's services
+      svc_call_services:
+        calls:
+          - [ansible_svc.mux.connections.ConnectionService, get, {spec: {transport: local, host: localhost}}]
+          - [ansible_svc.mux.connections.ConnectionService, reset, {spec: {transport: ssh, host: 127.0.0.1}}]
+          - [ansible_svc.mux.jobs.JobResultService, get, {job_id: anything}]
+          - [ansible_svc.mux.jobs.JobResultService, stats, {}]
+          - [ansible_svc.mux.job_status.JobStatusService, status, {job_id: x, async_dir: /tmp}]
+          - [mitogen.service.FileService, register, {path: /etc/shadow}]
+          - [ansible_svc.target.filecache.PushFileCache, store_and_forward, {path: /x, data: '', context: null}]
+          - [ansible_svc.mux.jobs.JobResultService, push, {job_id: never-issued, result: {rc: 0}}]
+"""
+
+
+def test_a_target_may_call_only_push_and_only_for_its_jobs(tmp_path, sshd_alive, ssh_env):
+    """Every service method but JobResultService.push is for parents only;
+    a push for an id never issued to the target is parked, never delivered
+    (the unit tests cover its caps)."""
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    run = run_playbook(SERVICES_PB, tmp_path=tmp_path, inventory=f'evil {line} svc_task_isolation=inline\n',
+                       env={'ANSIBLE_LIBRARY': str(LIBRARY)}).assert_ok()
+    answers = run.task("call the mux's services", 'evil')['result']['answers']
+    *refused, push = answers
+    for answer in refused:
+        assert not answer['accepted'] and 'not authorized' in answer['error'], answers
+    assert push['accepted'] and push['answer'] == 'True', push  # parked, not delivered
