@@ -48,9 +48,14 @@ def sent_by(context_id):
     return policy
 
 
+def receiver_for(context):
+    """A receiver for what `context` sends (and the news that it is gone)."""
+    return mitogen.core.Receiver(context.router, respondent=context, policy=sent_by(context.context_id))
+
+
 def ask(context, msg):
     """Send `msg` to `context`; the receiver gets only its answer."""
-    recv = mitogen.core.Receiver(context.router, respondent=context, policy=sent_by(context.context_id))
+    recv = receiver_for(context)
     msg.reply_to = recv.handle
     context.send(msg)
     return recv
@@ -59,3 +64,10 @@ def ask(context, msg):
 def call_async(context, fn, *args, **kwargs):
     """``context.call_async`` whose reply only `context` may send."""
     return ask(context, context.default_call_chain.make_msg(fn, *args, **kwargs))
+
+
+def call_service_async(recipient, service, method, **kwargs):
+    """``recipient.call_service_async`` whose reply only `recipient` may
+    send (named so as not to clash with a service's ``context`` argument)."""
+    call = (service, method, mitogen.core.Kwargs(kwargs))
+    return ask(recipient, mitogen.core.Message.pickled(call, handle=mitogen.core.CALL_SERVICE))

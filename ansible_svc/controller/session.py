@@ -17,7 +17,7 @@ import mitogen.core
 import mitogen.select
 
 from ansible_svc import names
-from ansible_svc.rpc import ask, call_async, cast_service, sent_by
+from ansible_svc.rpc import call_async, call_service_async, cast_service, receiver_for
 from ansible_svc.controller import ansiballz, async_jobs, mux_client
 from ansible_svc.target import asyncjobs, commands, modules
 
@@ -98,8 +98,7 @@ class Session(object):
 
     def _call_mux(self, method: str, timeout: float | None = None, service: str = names.CONNECTIONS, **kwargs):
         attachment = mux_client.attach()
-        call = (service, method, mitogen.core.Kwargs(kwargs))
-        recv = ask(attachment.mux, mitogen.core.Message.pickled(call, handle=mitogen.core.CALL_SERVICE))
+        recv = call_service_async(attachment.mux, service, method, **kwargs)
         try:
             return recv.get(timeout=timeout).unpickle()
         except mitogen.core.CallError as exc:
@@ -215,7 +214,7 @@ class Session(object):
             "isolation": isolation,
         }
         mux = attachment.mux
-        results = mitogen.core.Receiver(attachment.router, respondent=mux, policy=sent_by(mux.context_id))
+        results = receiver_for(mux)
         cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
         ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
@@ -291,7 +290,7 @@ class Session(object):
         """The job file reading pushed when job `jid` ended, or None when
         none arrived within `timeout` seconds (the caller reads the file)."""
         attachment = mux_client.attach()
-        results = mitogen.core.Receiver(attachment.router, respondent=attachment.mux, policy=sent_by(attachment.mux.context_id))
+        results = receiver_for(attachment.mux)
         try:
             cast_service(attachment.mux, names.JOBS, "listen", job_id=jid, sender=results.to_sender(), context=self.context(become))
             return results.get(timeout=timeout).unpickle()
