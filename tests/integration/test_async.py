@@ -402,3 +402,45 @@ def test_forged_push_is_refused(tmp_path, monkeypatch):
     finally:
         mux_client.detach()
         mux.stop()
+
+
+OTHER_CONNECTION_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: poll
+      shell: echo polled; grep -c mitogen /proc/$PPID/cmdline || true
+      async: 20
+      poll: 1
+    - name: start
+      command: echo detached
+      async: 20
+      poll: 0
+      register: job
+    - name: status
+      async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: status
+      until: status.finished
+      retries: 80
+      delay: 0.25
+"""
+
+
+def test_async_on_a_connection_we_do_not_serve_is_vanillas(tmp_path):
+    """The poll hook is on the executor class, so it sees every host: a
+    connection type ansible-svc does not serve goes straight to vanilla's
+    poll, with whatever arguments the installed core passes (2.21: utr=)."""
+    from helpers import REPO
+
+    inv = '[all]\nvanilla ansible_connection=svc_test_vanilla ansible_python_interpreter=/usr/bin/python3\n'
+    env = {'ANSIBLE_CONNECTION_PLUGINS': os.pathsep.join([str(REPO / 'plugins' / 'connection'),
+                                                          str(Path(__file__).parent / 'connection_plugins')])}
+    runs = {s: run_playbook(OTHER_CONNECTION_PB, tmp_path=tmp_path / s, strategy=s, inventory=inv, env=env)
+            for s in ('linear', 'svc_linear')}
+    for run in runs.values():
+        assert run.rc == 0, run.output
+    assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS | {'cmd'})
+    svc = runs['svc_linear']
+    assert svc.task('poll', 'vanilla')['result']['stdout'] == 'polled\n0'  # not under a mitogen interpreter
+    assert svc.task('status', 'vanilla')['result']['stdout'] == 'detached'
