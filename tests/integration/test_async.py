@@ -51,7 +51,10 @@ POLL_PB = """
 
 
 def test_poll_matches_vanilla_and_ends_with_the_job(tmp_path, sshd_alive, ssh_env):
-    runs = _both(POLL_PB, tmp_path, inventory_for(ssh_env))
+    # A remote tmp of this test's own: other runs on the machine (a second
+    # checkout's tests) use ~/.ansible/tmp of the same account.
+    remote_tmp = '.ansible/tmp-%s' % uuid.uuid4().hex
+    runs = _both(POLL_PB, tmp_path, inventory_for(ssh_env), env={'ANSIBLE_REMOTE_TMP': '~/' + remote_tmp})
     for run in runs.values():
         assert run.rc == 0, run.output
     assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS)
@@ -67,7 +70,9 @@ def test_poll_matches_vanilla_and_ends_with_the_job(tmp_path, sshd_alive, ssh_en
     # As in vanilla, polled jobs leave no job file and no temp dir behind.
     jids = [r['result']['ansible_job_id'] for r in svc.results]
     assert len(jids) == 6 and not job_files(jids)
-    assert not glob.glob('/home/svc-login/.ansible/tmp/ansible-tmp-*')
+    assert os.path.isdir('/home/svc-login/' + remote_tmp)  # it was used
+    assert not glob.glob('/home/svc-login/%s/ansible-tmp-*' % remote_tmp)
+    os.rmdir('/home/svc-login/' + remote_tmp)
 
 
 POLL0_PB = """
