@@ -2,23 +2,51 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
-PYTHON ?= python3
+# --- the ansible-core matrix --------------------------------------------------
+# One venv per supported core, each on a controller Python that core supports.
+# .venv holds the newest core: it is the default for `make venv`, `make demo`,
+# `make bench` and the whole-suite run of `make test`.
+NEWEST_CORE := 2.21
+CORES := 2.19 2.20 2.21
+CORE_PY_2.19 := 3.11
+CORE_PY_2.20 := 3.12
+CORE_PY_2.21 := 3.13
+venv_of = $(if $(filter $(NEWEST_CORE),$(1)),.venv,.venv-$(1))
+
+# A controller Python X.Y: $(PYTHON_X.Y) if set, else pyenv's, else pythonX.Y on PATH.
+PYENV_VERSIONS ?= $(HOME)/.pyenv/versions
+find_python = $(or $(PYTHON_$(1)),$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/$(1).*/bin/python3))),$(shell command -v python$(1) 2>/dev/null))
+
 VENV := .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# `make bench BENCH_CORE=2.19`: benchmark another core of the matrix.
+BENCH_CORE ?= $(NEWEST_CORE)
 # Only pass test dirs that exist: pytest errors on a missing path.
 TEST_DIRS := $(wildcard tests/unit tests/integration)
 
-.PHONY: venv env test demo bench clean-env
+.PHONY: venv venvs env test test-core demo bench clean-env
 
 venv: $(VENV)/.stamp
+venvs: $(foreach core,$(CORES),$(call venv_of,$(core))/.stamp)
 
-# Reinstall whenever pyproject.toml (and so the pinned deps) changes.
-$(VENV)/.stamp: pyproject.toml
-	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q -e '.[test]'
-	touch $@
+# $(1) core, $(2) controller Python version. Installs the core first, then the
+# project beside it: pip must keep that core (checked), as it must for users.
+define core_venv
+$(call venv_of,$(1))/.stamp: pyproject.toml
+	@py='$(call find_python,$(2))'; if [ -z "$$$$py" ] || ! [ -x "$$$$py" ]; then \
+		echo "make: Python $(2) (the controller Python for ansible-core $(1)) not found: looked for $(PYENV_VERSIONS)/$(2).*/bin/python3 and python$(2) on PATH; set PYTHON_$(2)=/path/to/python$(2)" >&2; exit 1; fi; \
+	venv=$(call venv_of,$(1)); \
+	if [ -x $$$$venv/bin/python ] && ! $$$$venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(2)".split("."))))'; then \
+		echo "make: $$$$venv is not a Python $(2) venv: recreating it"; rm -rf $$$$venv; fi; \
+	test -x $$$$venv/bin/python || $$$$py -m venv $$$$venv; \
+	$$$$venv/bin/python -m pip install -q 'ansible-core==$(1).*' && \
+	$$$$venv/bin/python -m pip install -q -e '.[test]' && \
+	$$$$venv/bin/python -c 'import sys, ansible.release as r; sys.exit(None if r.__version__.startswith("$(1).") else "make: installing ansible-svc replaced ansible-core $(1) with %s" % r.__version__)'
+	touch $$@
+endef
+$(foreach core,$(CORES),$(eval $(call core_venv,$(core),$(CORE_PY_$(core)))))
 
 pyproject.toml:
 	@echo "make: pyproject.toml is missing; cannot install the project" >&2; exit 1
@@ -32,15 +60,30 @@ env:
 		echo "make env: not root, skipping the ssh test environment (tests/env/setup.sh); ssh tests will be skipped" >&2; \
 	fi
 
-test: venv env
-	$(VPY) -m pytest $(TEST_DIRS) -q -rs $(PYTEST_ARGS)
+# The whole suite on every core of the matrix (unit tests include the
+# contract tests, which must run on each core). Every core runs even when one
+# fails; the summary names the failing ones.
+test: venvs env
+	@failed=(); start=$$SECONDS; \
+	for core in $(NEWEST_CORE) $(filter-out $(NEWEST_CORE),$(CORES)); do \
+		venv=$$([ $$core = $(NEWEST_CORE) ] && echo .venv || echo .venv-$$core); \
+		echo "=== ansible-core $$core ($$($$venv/bin/python -c 'import ansible.release as r, platform; print(r.__version__, "on Python", platform.python_version())'))"; \
+		$$venv/bin/python -m pytest $(TEST_DIRS) -q -rs $(PYTEST_ARGS) || failed+=($$core); \
+	done; \
+	echo "=== matrix done in $$((SECONDS - start)) s; failed cores: $${failed[*]:-none}"; \
+	[ $${#failed[@]} -eq 0 ]
+
+# One core only: `make test-core CORE=2.19`.
+CORE ?= $(NEWEST_CORE)
+test-core: $(call venv_of,$(CORE))/.stamp env
+	$(call venv_of,$(CORE))/bin/python -m pytest $(TEST_DIRS) -q -rs $(PYTEST_ARGS)
 
 demo: venv env
 	$(VPY) demo/run_demo.py
 
-bench: venv env
-	$(VPY) -m pip install -q -e '.[bench]'
-	$(VPY) -m bench $(BENCH_ARGS)
+bench: $(call venv_of,$(BENCH_CORE))/.stamp env
+	$(call venv_of,$(BENCH_CORE))/bin/python -m pip install -q -e '.[bench]'
+	$(call venv_of,$(BENCH_CORE))/bin/python -m bench $(BENCH_ARGS)
 
 clean-env:
 	bash tests/env/teardown.sh

@@ -5,7 +5,8 @@ Runs in Ansible worker processes. Global state: none.
 Takes the arguments and returns the fields of the builtin ``async_status``.
 On hosts served by our connection plugins the answer comes from the mux's
 JobStatusService (deduplicated; the job file on the target when the mux does
-not know the job); on any other host it is exactly the builtin action.
+not know the job); on any other host, and when ``compat``'s check of result
+parsing fails for the installed core, it is exactly the builtin action.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.action.async_status import ActionModule as AsyncStatusAction
 from ansible.utils.vars import merge_hash
 
-from ansible_svc.controller import async_jobs
+from ansible_svc.controller import async_jobs, compat
 from ansible_svc.controller.plugin_connection import SvcConnectionBase
 
 ARGUMENT_SPEC = {
@@ -28,7 +29,7 @@ class ActionModule(AsyncStatusAction):
     _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
-        if not isinstance(self._connection, SvcConnectionBase):
+        if not isinstance(self._connection, SvcConnectionBase) or not compat.contract_ok("results"):
             return super().run(tmp, task_vars)
         results = ActionBase.run(self, tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)

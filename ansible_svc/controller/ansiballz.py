@@ -25,14 +25,17 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-#: Marker line that every ansible-core 2.19 AnsiballZ wrapper carries.
+from ansible_svc.controller import compat
+
+#: Marker line that every AnsiballZ wrapper carries (2.19 to 2.21).
 WRAPPER_MARKER = b"_ANSIBALLZ_WRAPPER = True"
 
 #: The call that ends the wrapper.
 MAIN_CALL = b"_ansiballz_main("
 
-#: Keyword arguments the 2.19 wrapper passes, all needed to run the module.
-REQUIRED_KEYS = ("zip_data", "ansible_module", "module_fqn", "params", "profile", "extensions")
+#: Keyword arguments the wrapper passes that we need to run the module;
+#: ``compat`` checks them against the installed core's ``_ansiballz_main``.
+REQUIRED_KEYS = tuple(sorted(compat.ANSIBALLZ_NEEDED))
 
 
 #: Where the zip literal starts in the final call.
@@ -64,7 +67,9 @@ class ModulePayload:
 
 
 def is_wrapper(data: bytes | None) -> bool:
-    return bool(data) and WRAPPER_MARKER in data[:4096]
+    """An AnsiballZ wrapper we may split: with a layout that ``compat``
+    found the installed core to use (else the wrapper runs as vanilla's)."""
+    return bool(data) and WRAPPER_MARKER in data[:4096] and compat.contract_ok("ansiballz")
 
 
 def parse(data: bytes) -> ModulePayload:

@@ -5,11 +5,14 @@ Runs in Ansible worker processes. Global state: none.
 Ansible starts an async task by uploading the module and its
 ``async_wrapper`` to a temporary directory and running::
 
-    [ENV=...] <interpreter> <tmp>/async_wrapper.py <jid> <limit> <module> <argsfile or _> [-preserve_tmp]
+    [ENV=...] <interpreter> <tmp>/async_wrapper.py <jid> <limit> <module> <argsfile or _> [-preserve_tmp]   (2.19, 2.20)
+    [ENV=...] <interpreter> <tmp>/async_wrapper.py <jid> <limit> <true|false> <module> <command...>      (2.21)
 
-We recognize that command line and start the job ourselves (detached, from
-the target's fork server), so the wrapper itself never runs. What comes back
-is shaped exactly as ``async_status`` shapes it.
+We recognize that command line (its arguments through ``compat``) and start
+the job ourselves (detached, from the target's fork server), so the wrapper
+itself never runs. A command line we do not recognise, or a core whose
+async_wrapper does not match ``compat``'s check, runs vanilla's way. What
+comes back is shaped exactly as ``async_status`` shapes it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from ansible_svc.controller import compat
+
 #: Vanilla's default ``async_dir`` shell option.
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
 
 _ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: What ansible-core up to 2.20 appends to every command.
 _SHELL_TAIL = ["&&", "sleep", "0"]
 
 
@@ -61,21 +67,11 @@ def parse_command(cmd: str) -> AsyncCommand | None:
         words = words[:-3]
     while words and _ENV_ASSIGNMENT.match(words[0]):
         words = words[1:]
-    wrapper = [i for i, word in enumerate(words) if posixpath.basename(word) in ("async_wrapper.py", "async_wrapper")]
-    if not wrapper:
+    wrapper = [i for i, word in enumerate(words) if compat.wrapper_basename(word)]
+    if not wrapper or not compat.contract_ok("async_wrapper"):
         return None
-    rest = words[wrapper[0] + 1:]
-    if len(rest) not in (4, 5) or not re.match(r"^j\d+$", rest[0]) or not rest[1].isdigit():
-        return None
-    if len(rest) == 5 and rest[4] != "-preserve_tmp":
-        return None
-    return AsyncCommand(
-        base_jid=rest[0],
-        limit=int(rest[1]),
-        module_path=rest[2],
-        args_path=None if rest[3] == "_" else rest[3],
-        preserve_tmp=len(rest) == 5,
-    )
+    fields = compat.adapter().async_wrapper_args(words[wrapper[0] + 1:])
+    return None if fields is None else AsyncCommand(**fields)
 
 
 def started_result(jid: str, results_file: str, command: AsyncCommand) -> dict:
@@ -121,7 +117,6 @@ def status_result(action, jid: str, answer: dict) -> dict:
     exactly as the builtin ``async_status`` action returns it; `action` is
     the ActionBase whose result parsing applies."""
     from ansible.utils.vars import merge_hash
-    from ansible.vars.clean import remove_internal_keys
 
     results = {
         "started": True,
@@ -137,8 +132,7 @@ def status_result(action, jid: str, answer: dict) -> dict:
         data = {"ansible_job_id": jid, "started": True, "finished": False}
     else:
         data = job_data(jid, answer.get("text"))
-    data = action._parse_returned_data({"stdout": json.dumps(data), "stderr": ""}, "legacy")
-    remove_internal_keys(data)
+    data = compat.adapter().parse_module_output(action, data)
     for stream in ("stdout", "stderr"):
         if stream in data and "%s_lines" % stream not in data:
             data["%s_lines" % stream] = (data[stream] or "").splitlines()

@@ -8,14 +8,23 @@ connection started, the worker instead listens on JobResultService and is
 woken by the result the job pushes when it ends. If nothing arrives within
 the task's ``async`` limit plus a grace (the mux restarted, the interpreter
 that would push went away), vanilla's polling of the job file takes over.
+
+The wrapper takes whatever arguments the installed core passes
+(``result=`` up to 2.20, ``utr=`` from 2.21) and hands every call for a
+connection that is not ours to the original, unchanged. What differs between
+cores (the job id's place, the result type) comes from ``compat``; when
+``compat``'s check of this hook fails, the hook is not installed.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
-from ansible_svc.controller import async_jobs
+from ansible_svc.controller import async_jobs, compat
 
 display = Display()
 
@@ -24,20 +33,49 @@ display = Display()
 PUSH_GRACE = 10.0
 
 
-def install() -> None:
+def install() -> bool:
+    """Wrap ``TaskExecutor._poll_async_result``; False when the installed
+    core does not fit the hook (vanilla polling stays)."""
     from ansible.executor.task_executor import TaskExecutor
 
-    original = TaskExecutor._poll_async_result
-    if getattr(original, "ansible_svc", False):
-        return
+    current = TaskExecutor._poll_async_result
+    if getattr(current, "ansible_svc", False):
+        return True
+    if not compat.contract_ok("poll"):
+        return False
+    TaskExecutor._poll_async_result = wrap(current)
+    return True
 
-    def _poll_async_result(self, result, templar, task_vars=None):
+
+def uninstall() -> None:
+    from ansible.executor.task_executor import TaskExecutor
+
+    original = getattr(TaskExecutor._poll_async_result, "ansible_svc_original", None)
+    if original is not None:
+        TaskExecutor._poll_async_result = original
+
+
+def wrap(original):
+    """The hook around `original` (the core's own method)."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def _poll_async_result(self, *args, **kwargs):
         from ansible_svc.controller.plugin_connection import SvcConnectionBase
 
-        connection = self._connection
-        jid = result.get("ansible_job_id")
-        if not isinstance(connection, SvcConnectionBase) or not jid:
-            return original(self, result, templar, task_vars)
+        connection = getattr(self, "_connection", None)
+        if not isinstance(connection, SvcConnectionBase):
+            return original(self, *args, **kwargs)
+        core = compat.adapter()
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            return original(self, *args, **kwargs)
+        result = bound.arguments.get(core.poll_result_parameter)
+        templar = bound.arguments.get("templar")
+        jid = core.poll_job_id(result)
+        if not jid:
+            return original(self, *args, **kwargs)
         try:
             answer = connection.wait_async_job(jid, self._task.async_val + PUSH_GRACE)
         except AnsibleError as exc:
@@ -45,16 +83,25 @@ def install() -> None:
             answer = None
         if answer is None:
             display.vvv("async job %s: no result pushed, polling its job file" % jid, host=self._host.name)
-            return original(self, result, templar, task_vars)
-        return finish(self, connection, jid, answer, templar)
+            return original(self, *args, **kwargs)
+        try:
+            status, async_dir = shape(self, connection, jid, answer, templar)
+        except Exception as exc:  # never fail a task for our shaping: vanilla reads the job file
+            compat.warn_once("poll-shape", "ansible-svc: shaping the pushed result of async job %s failed (%s: %s); "
+                             "polling as vanilla does" % (jid, type(exc).__name__, exc))
+            return original(self, *args, **kwargs)
+        connection.async_cleanup(jid, None, async_dir)
+        return core.poll_answer(status)
 
     _poll_async_result.ansible_svc = True
-    TaskExecutor._poll_async_result = _poll_async_result
+    _poll_async_result.ansible_svc_original = original
+    return _poll_async_result
 
 
-def finish(executor, connection, jid, answer, templar):
-    """Shape the pushed result as vanilla's poll would, and remove the job
-    file as vanilla's poll does once a job is finished."""
+def shape(executor, connection, jid, answer, templar) -> tuple[dict, str]:
+    """``(the pushed result as vanilla's poll would return it, as a dict;
+    the async dir whose job file the caller removes, as vanilla's poll does
+    once a job is finished)``."""
     from ansible.playbook.task import Task
     from ansible.template import Templar
 
@@ -70,14 +117,13 @@ def finish(executor, connection, jid, answer, templar):
     )
     status = async_jobs.status_result(handler, jid, answer)
     async_dir = handler.get_shell_option("async_dir", default=async_jobs.DEFAULT_ASYNC_DIR)
-    connection.async_cleanup(jid, None, async_dir)
     if async_jobs.killed_at_limit(status):
         # Vanilla's poll gives up at the same limit, with these words and
         # its last reading: the job still running.
         running = async_jobs.status_result(handler, jid, {"running": True, "results_file": answer.get("results_file")})
-        return dict(
+        status = dict(
             failed=True,
             msg="async task did not complete within the requested time - %ss" % executor._task.async_val,
             async_result=running,
         )
-    return status
+    return status, async_dir

@@ -3,14 +3,15 @@
 Runs in the ``ansible-playbook`` controller process. Global state: the run's
 mux (``mux_process``), one wrapper installed on Ansible's connection
 plugin loader so that ``ssh`` and ``local`` hosts are served by our plugins,
-and one on the task executor's async poll (``async_poll``).
+one on the task executor's async poll (``async_poll``), and ``compat``'s
+verdicts on the running ansible-core.
 Every other connection type (paramiko, winrm, docker, network_cli, ...) is
 loaded untouched and runs vanilla, in the same play.
 """
 
 from __future__ import annotations
 
-from ansible_svc.controller import async_poll, mux_process
+from ansible_svc.controller import async_poll, compat, mux_process
 
 #: Connection names we serve, and the plugin that serves each.
 REDIRECTS = {
@@ -61,8 +62,12 @@ def load_vanilla_connection(name: str, play_context):
 
 
 def install(strategy_name: str, forks: int, verbosity: int) -> None:
-    """Start the mux (once per run) and route ssh/local hosts through it."""
+    """Check the core (once per run, before workers fork, so the verdicts
+    and warnings are not repeated per worker), start the mux (once per run)
+    and route ssh/local hosts through it."""
     from ansible.plugins.loader import connection_loader
+
+    compat.check_all()
 
     mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
     redirect_connections(connection_loader, plugin_prefix(strategy_name))

@@ -270,8 +270,11 @@ def _preload(payload):
         for name in wanted:
             try:
                 importlib.import_module(name)
-            except Exception:
+            except (Exception, SystemExit):
                 # The task that needs it will import it (and fail) itself.
+                # SystemExit: module_utils.basic refuses a target Python its
+                # core dropped (3.8 from 2.20) by exiting at import; that
+                # must end the task with that message, not this interpreter.
                 logging.getLogger(__name__).debug("preloading %s failed", name, exc_info=True)
     finally:
         sys.meta_path.remove(finder)

@@ -51,7 +51,10 @@ POLL_PB = """
 
 
 def test_poll_matches_vanilla_and_ends_with_the_job(tmp_path, sshd_alive, ssh_env):
-    runs = _both(POLL_PB, tmp_path, inventory_for(ssh_env))
+    # A remote tmp of this test's own: other runs on the machine (a second
+    # checkout's tests) use ~/.ansible/tmp of the same account.
+    remote_tmp = '.ansible/tmp-%s' % uuid.uuid4().hex
+    runs = _both(POLL_PB, tmp_path, inventory_for(ssh_env), env={'ANSIBLE_REMOTE_TMP': '~/' + remote_tmp})
     for run in runs.values():
         assert run.rc == 0, run.output
     assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS)
@@ -67,7 +70,9 @@ def test_poll_matches_vanilla_and_ends_with_the_job(tmp_path, sshd_alive, ssh_en
     # As in vanilla, polled jobs leave no job file and no temp dir behind.
     jids = [r['result']['ansible_job_id'] for r in svc.results]
     assert len(jids) == 6 and not job_files(jids)
-    assert not glob.glob('/home/svc-login/.ansible/tmp/ansible-tmp-*')
+    assert os.path.isdir('/home/svc-login/' + remote_tmp)  # it was used
+    assert not glob.glob('/home/svc-login/%s/ansible-tmp-*' % remote_tmp)
+    os.rmdir('/home/svc-login/' + remote_tmp)
 
 
 POLL0_PB = """
@@ -487,3 +492,45 @@ def test_async_failure_texts_are_vanillas(tmp_path, sshd_alive, ssh_env):
         'svc_no_json': 'ValueError: No start of json char found',
         'svc_slow': 'Timeout exceeded',
     }, messages
+
+
+OTHER_CONNECTION_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: poll
+      shell: echo polled; grep -c mitogen /proc/$PPID/cmdline || true
+      async: 20
+      poll: 1
+    - name: start
+      command: echo detached
+      async: 20
+      poll: 0
+      register: job
+    - name: status
+      async_status:
+        jid: "{{ job.ansible_job_id }}"
+      register: status
+      until: status.finished
+      retries: 80
+      delay: 0.25
+"""
+
+
+def test_async_on_a_connection_we_do_not_serve_is_vanillas(tmp_path):
+    """The poll hook is on the executor class, so it sees every host: a
+    connection type ansible-svc does not serve goes straight to vanilla's
+    poll, with whatever arguments the installed core passes (2.21: utr=)."""
+    from helpers import REPO
+
+    inv = '[all]\nvanilla ansible_connection=svc_test_vanilla ansible_python_interpreter=/usr/bin/python3\n'
+    env = {'ANSIBLE_CONNECTION_PLUGINS': os.pathsep.join([str(REPO / 'plugins' / 'connection'),
+                                                          str(Path(__file__).parent / 'connection_plugins')])}
+    runs = {s: run_playbook(OTHER_CONNECTION_PB, tmp_path=tmp_path / s, strategy=s, inventory=inv, env=env)
+            for s in ('linear', 'svc_linear')}
+    for run in runs.values():
+        assert run.rc == 0, run.output
+    assert_same_results(runs['linear'], runs['svc_linear'], drop=JOB_KEYS | {'cmd'})
+    svc = runs['svc_linear']
+    assert svc.task('poll', 'vanilla')['result']['stdout'] == 'polled\n0'  # not under a mitogen interpreter
+    assert svc.task('status', 'vanilla')['result']['stdout'] == 'detached'

@@ -60,6 +60,46 @@ def tarball(tmp_path_factory):
     return tarballs[0]
 
 
+def test_requires_ansible_admits_every_core_of_the_matrix():
+    """No upper cap: 2.19, 2.20, 2.21 and later are admitted, 2.18 is not."""
+    from packaging.specifiers import SpecifierSet
+    from ansible.release import __version__
+
+    text = (REPO / 'meta' / 'runtime.yml').read_text()
+    spec = SpecifierSet(re.search(r'^requires_ansible:\s*"([^"]+)"', text, re.M).group(1))
+    for version in ('2.19.0', '2.19.14', '2.20.10', '2.21.5', '2.22.0', __version__):
+        assert version in spec, (version, spec)
+    assert '2.18.9' not in spec
+
+
+def test_galaxy_of_this_core_refuses_a_collection_that_excludes_it(tmp_path):
+    """Negative control for the install test below: from 2.21, ansible-galaxy
+    refuses a collection whose requires_ansible excludes the running core (as
+    ours did, with <2.20.0). On older cores it only installs."""
+    import shutil
+    from ansible.release import __version__
+
+    src = tmp_path / 'src'
+    src.mkdir()
+    for name in ('galaxy.yml', 'README.md'):
+        shutil.copy(REPO / name, src / name)
+    for name in ('meta', 'plugins'):
+        shutil.copytree(REPO / name, src / name)
+    major, minor = map(int, __version__.split('.')[:2])
+    (src / 'meta' / 'runtime.yml').write_text(f'---\nrequires_ansible: ">=2.0.0,<{major}.{minor}.0"\n')
+    build = subprocess.run([GALAXY, 'collection', 'build', str(src), '--output-path', str(tmp_path / 'dist')],
+                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    inst = subprocess.run([GALAXY, 'collection', 'install', '-p', str(tmp_path / 'coll'), *map(str, (tmp_path / 'dist').glob('*.tar.gz'))],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    installed = (tmp_path / 'coll' / 'ansible_collections' / 'ansible_svc' / 'accel').exists()
+    if (major, minor) >= (2, 21):
+        assert inst.returncode != 0 and not installed, inst.stdout + inst.stderr
+        assert 'requires ansible-core' in inst.stderr, inst.stderr
+    else:
+        assert inst.returncode == 0 and installed, inst.stdout + inst.stderr
+
+
 def test_built_collection_contents(tarball):
     import tarfile
     with tarfile.open(tarball) as tf:
@@ -79,6 +119,11 @@ def test_built_collection_installs_and_runs(ssh_env, sshd_alive, tmp_path, tarba
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert inst.returncode == 0, inst.stdout + inst.stderr
     assert (coll / 'ansible_collections' / 'ansible_svc' / 'accel' / 'plugins' / 'strategy' / 'svc_linear.py').exists(), inst.stdout + inst.stderr
+    assert 'requires ansible-core' not in inst.stdout + inst.stderr
+    listed = subprocess.run([GALAXY, 'collection', 'list', '-p', str(coll), 'ansible_svc.accel'],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and re.search(rf'^ansible_svc\.accel\s+{re.escape(ansible_svc.__version__)}\s*$', listed.stdout, re.M), (
+        listed.stdout + listed.stderr)
 
     empty_cfg = tmp_path / 'empty.cfg'
     empty_cfg.write_text('')

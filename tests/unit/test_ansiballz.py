@@ -92,3 +92,15 @@ def test_store_is_content_addressed(wrapper, tmp_path):
     assert ansiballz.store(payload, str(d)) == path
     assert os.stat(path).st_mtime_ns == mtime
     assert [p.name for p in d.iterdir()] == [payload.key + '.zip']
+
+
+def test_wrapper_call_keywords_are_the_ones_compat_knows(wrapper):
+    """Contract (compat's ``ansiballz`` check): the keywords of the final
+    ``_ansiballz_main`` call in a wrapper the installed core built."""
+    import ast
+    from ansible_svc.controller import compat
+
+    start = wrapper.rfind(ansiballz.MAIN_CALL)
+    call, _ = ansiballz._split_zip_literal(wrapper[start:])
+    keywords = {kw.arg for kw in ast.parse(call.decode('utf-8')).body[0].value.keywords}
+    assert keywords == compat.ANSIBALLZ_KNOWN

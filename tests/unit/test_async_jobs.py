@@ -5,17 +5,38 @@ import json
 
 import pytest
 
-from ansible_svc.controller import async_jobs
+from ansible_svc.controller import async_jobs, compat
 
 TMP = '/home/u/.ansible/tmp/ansible-tmp-1.2-3-4'
 
 
-def wrapped(inner):
-    return "/bin/sh -c '%s && sleep 0'" % inner
+def wrapped(inner, core):
+    """`inner` as _low_level_execute_command hands it to the connection."""
+    suffix = ' && sleep 0' if core == '2.19' else ''
+    return "/bin/sh -c '%s%s'" % (inner, suffix)
 
 
-def test_parse_vanilla_command_line():
-    cmd = wrapped("ANSIBLE_ASYNC_DIR='\"'\"'~/.ansible_async'\"'\"' /usr/bin/python3 %s/async_wrapper.py j44579566501 10 %s/AnsiballZ_command.py _" % (TMP, TMP))
+def wrapper_args(core, jid, limit, module, args=None, preserve=False, interpreter='/usr/bin/python3'):
+    """The async_wrapper arguments as each core's action plugin builds them
+    (test_compat_contract.py checks this against the installed core)."""
+    if core == '2.19':
+        return '%s %s %s %s%s' % (jid, limit, module, args or '_', ' -preserve_tmp' if preserve else '')
+    return '%s %s %s %s %s %s%s' % (jid, limit, 'true' if preserve else 'false', module, interpreter, module,
+                                    ' ' + args if args else '')
+
+
+@pytest.fixture(params=['2.19', '2.21'])
+def core(request, monkeypatch):
+    """Pretend the running core is 2.19 (same command line as 2.20) or 2.21,
+    with its async_wrapper check passed."""
+    monkeypatch.setattr(compat, 'core_version', lambda: request.param + '.0')
+    monkeypatch.setattr(compat, '_verdict', lambda feature, version: None)
+    return request.param
+
+
+def test_parse_vanilla_command_line(core):
+    cmd = wrapped("ANSIBLE_ASYNC_DIR='\"'\"'~/.ansible_async'\"'\"' /usr/bin/python3 %s/async_wrapper.py %s"
+                  % (TMP, wrapper_args(core, 'j44579566501', 10, TMP + '/AnsiballZ_command.py')), core)
     command = async_jobs.parse_command(cmd)
     assert command == async_jobs.AsyncCommand(
         base_jid='j44579566501', limit=10, module_path=TMP + '/AnsiballZ_command.py', args_path=None, preserve_tmp=False,
@@ -23,29 +44,45 @@ def test_parse_vanilla_command_line():
     assert command.tmpdir == TMP
 
 
-def test_parse_args_file_preserve_tmp_and_interpreter_with_arguments():
-    cmd = wrapped('/usr/bin/env python3 -E %s/async_wrapper.py j1 0 %s/mod %s/args -preserve_tmp' % (TMP, TMP, TMP))
+def test_parse_args_file_preserve_tmp_and_interpreter_with_arguments(core):
+    cmd = wrapped('/usr/bin/env python3 -E %s/async_wrapper.py %s'
+                  % (TMP, wrapper_args(core, 'j1', 0, TMP + '/mod', TMP + '/args', preserve=True,
+                                       interpreter='/usr/bin/env python3')), core)
     command = async_jobs.parse_command(cmd)
     assert command.args_path == TMP + '/args'
     assert command.preserve_tmp and command.tmpdir is None
     assert command.limit == 0
 
 
-def test_tmpdir_outside_ansible_tmp_is_kept():
-    command = async_jobs.parse_command(wrapped('python3 /srv/x/async_wrapper.py j1 5 /srv/x/mod _'))
+def test_tmpdir_outside_ansible_tmp_is_kept(core):
+    command = async_jobs.parse_command(wrapped('python3 /srv/x/async_wrapper.py %s' % wrapper_args(core, 'j1', 5, '/srv/x/mod'), core))
     assert command.tmpdir is None
 
 
 @pytest.mark.parametrize('cmd', [
     "/bin/sh -c 'echo async_wrapper && sleep 0'",
-    wrapped('python3 /t/async_wrapper.py notajid 10 /t/mod _'),
-    wrapped('python3 /t/async_wrapper.py j1 ten /t/mod _'),
-    wrapped('python3 /t/async_wrapper.py j1 10 /t/mod _ -other'),
-    wrapped('python3 /t/async_wrapper.py j1 10'),
+    "/bin/sh -c 'echo async_wrapper'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py notajid 10 /t/mod _ && sleep 0'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 ten /t/mod _ && sleep 0'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 10 /t/mod _ -other && sleep 0'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 10 && sleep 0'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 10 maybe /t/mod python3 /t/mod'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 10 false /t/mod python3 /t/other'",
+    "/bin/sh -c 'python3 /t/async_wrapper.py j1 10 false /t/mod python3 /t/mod /t/args extra'",
     "/bin/sh -c 'unbalanced \"quote'",
     'ls -l',
 ])
-def test_other_commands_are_not_async(cmd):
+def test_other_commands_are_not_async(cmd, core):
+    assert async_jobs.parse_command(cmd) is None
+
+
+def test_a_failed_async_wrapper_check_runs_the_job_vanilla(monkeypatch):
+    """When the installed async_wrapper does not match the adapter, the
+    command line is not taken over, whatever it looks like."""
+    monkeypatch.setattr(compat, '_verdict', lambda feature, version: 'faked mismatch' if feature == 'async_wrapper' else None)
+    monkeypatch.setattr(compat, '_WARNED', set())
+    core = '2.21' if compat.series(compat.core_version()) >= (2, 21) else '2.19'
+    cmd = wrapped('python3 /t/async_wrapper.py %s' % wrapper_args(core, 'j1', 5, '/t/mod'), core)
     assert async_jobs.parse_command(cmd) is None
 
 

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from ansible.plugins.loader import shell_loader
 
+from ansible_svc.controller import compat
 from ansible_svc.target import housekeeping
 
 
@@ -23,7 +24,9 @@ def sh():
 
 def wrap(inner):
     # What ActionBase._low_level_execute_command hands the connection.
-    return '/bin/sh -c ' + shlex.quote(inner + ' && sleep 0')
+    # (the suffix per core comes from compat; test_compat_contract.py checks
+    # it against the commands the installed core really runs)
+    return '/bin/sh -c ' + shlex.quote(inner + compat.adapter().shell_suffix)
 
 
 def shell(cmd):
