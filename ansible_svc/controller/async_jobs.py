@@ -42,6 +42,10 @@ class AsyncCommand:
     module_path: str
     args_path: str | None
     preserve_tmp: bool
+    #: The command running the module, when Ansible gives it (2.21 on);
+    #: before, the job derives it from the module's shebang as async_wrapper
+    #: did.
+    argv: list | None = None
 
     @property
     def tmpdir(self) -> str | None:

@@ -123,7 +123,7 @@ def shape(executor, connection, jid, answer, templar) -> tuple[dict, str]:
         running = async_jobs.status_result(handler, jid, {"running": True, "results_file": answer.get("results_file")})
         status = dict(
             failed=True,
-            msg="async task did not complete within the requested time - %ss" % executor._task.async_val,
+            msg=compat.adapter().poll_gave_up(executor._task.async_val),
             async_result=running,
         )
     return status, async_dir

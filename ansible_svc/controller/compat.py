@@ -121,6 +121,10 @@ class Core219:
         """What ``_poll_async_result`` returns, from a result dict."""
         return result
 
+    def poll_gave_up(self, limit) -> str:
+        """``_poll_async_result``'s words when a job outlives its limit."""
+        return "async task did not complete within the requested time - %ss" % limit
+
     # 2. result parsing
 
     def parse_module_output(self, action, data: dict) -> dict:
@@ -173,6 +177,11 @@ class Core221(Core219):
     async_wrapper_usage = "usage: async_wrapper <jid> <time_limit> <preserve_tmp> <module_path> <invocation_args>"
     shell_suffix = ""
 
+    def poll_gave_up(self, limit) -> str:
+        # 2.21 tests ``ansible_parsed`` of its fresh failure result, never
+        # set, so a job outliving its limit always gets these words.
+        return "async task produced unparsable results"
+
     def poll_job_id(self, result) -> str | None:
         return getattr(result, "async_job_id", None)
 
@@ -223,6 +232,7 @@ class Core221(Core219):
             "module_path": module_path,
             "args_path": after[0] if after else None,
             "preserve_tmp": rest[2] == "true",
+            "argv": list(command),
         }
 
 

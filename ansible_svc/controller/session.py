@@ -276,6 +276,7 @@ class Session(object):
             "base": command.base_jid,
             "module_path": command.module_path,
             "args_path": command.args_path,
+            "argv": command.argv,
             "limit": command.limit,
             "tmpdir": command.tmpdir,
             "env": env,

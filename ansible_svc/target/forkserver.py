@@ -16,6 +16,7 @@ limit passes, writes the result, and exits.
 Protocol, one JSON object per line. Requests on stdin::
 
     {"op": "start", "base": "j123", "module_path": ..., "args_path": ...,
+     "argv": [command running the module] or null (derive from the shebang),
      "env": {...}, "cwd": ..., "async_dir": "~/.ansible_async", "limit": 30,
      "tmpdir": path or null}
 
@@ -31,6 +32,7 @@ The server ends at EOF on stdin (its interpreter went away); jobs go on.
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -126,11 +128,17 @@ def run_job(request, jid):
     vanilla async_wrapper's words for every failure."""
     env = dict(os.environ)
     env.update(request.get("env") or {})
-    argv = [request["module_path"]]
-    # What async_wrapper calls the command in its failure results.
-    wrapped_cmd = " ".join(argv + ([request["args_path"]] if request.get("args_path") else []))
+    # What async_wrapper calls the command in its failure results: the
+    # command it was given (2.21 on), or the module and its args file.
+    if request.get("argv"):
+        argv = list(request["argv"])
+        wrapped_cmd = " ".join(shlex.quote(word) for word in argv)
+    else:
+        argv = [request["module_path"]]
+        wrapped_cmd = " ".join(argv + ([request["args_path"]] if request.get("args_path") else []))
     try:
-        argv = module_argv(request["module_path"], request.get("args_path"))
+        if not request.get("argv"):
+            argv = module_argv(request["module_path"], request.get("args_path"))
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -232,3 +232,11 @@ def test_ansiballz_loader_and_main_signatures():
     source = (Path(housekeeping.__file__).parent / 'modules.py').read_text()
     call = re.search(r'_loader\.run_module\((.*?)\n    \)', source, re.S).group(1)
     assert set(re.findall(r'(\w+)=', call)) == compat.LOADER_KEYWORDS
+
+
+def test_poll_gives_up_in_the_installed_cores_words():
+    """The words our poll hook uses for a job outliving its limit are the
+    ones the installed core's own poll loop uses."""
+    source = inspect.getsource(TaskExecutor._poll_async_result)
+    words = compat.adapter().poll_gave_up(7).split('7')[0]  # the text before the limit
+    assert '"%s' % words in source, words
