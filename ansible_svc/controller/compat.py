@@ -109,6 +109,10 @@ class Core219:
     #: Appended by ``_low_level_execute_command`` to every command.
     shell_suffix = " && sleep 0"
 
+    #: ``ansible_python_interpreter`` values that ask for discovery
+    #: (``module_common._get_shebang``); any other value is a path.
+    discovery_values = ("auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
+
     #: Attributes of a TaskExecutor the poll hook reads.
     executor_attributes = ("_connection", "_task", "_host", "_play_context", "_loader", "_shared_loader_obj")
 
@@ -176,6 +180,7 @@ class Core221(Core219):
     poll_result_parameter = "utr"
     async_wrapper_usage = "usage: async_wrapper <jid> <time_limit> <preserve_tmp> <module_path> <invocation_args>"
     shell_suffix = ""
+    discovery_values = ("auto", "auto_silent")
 
     def poll_gave_up(self, limit) -> str:
         # 2.21 tests ``ansible_parsed`` of its fresh failure result, never

@@ -14,13 +14,12 @@ import shlex
 
 import mitogen.core
 
+from ansible_svc.controller import compat
+
 #: ssh options that would start a shared ControlMaster outliving the run. The
 #: interpreter's own ssh connection is persistent already, so they only leave
 #: processes behind; we drop them.
 CONTROL_OPTIONS = ("controlmaster", "controlpersist", "controlpath")
-
-#: ``ansible_python_interpreter`` values that ask Ansible to discover it.
-DISCOVERY_VALUES = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
 
 
 def split_ssh_args(*strings: str | None) -> list[str]:
@@ -74,7 +73,7 @@ def plain(value):
 
 def python_for(interpreter: str | None) -> str | None:
     """An explicit interpreter to start targets with, or None for discovery."""
-    if not interpreter or interpreter.strip() in DISCOVERY_VALUES:
+    if not interpreter or interpreter.strip() in compat.adapter().discovery_values:
         return None
     return interpreter.strip()
 

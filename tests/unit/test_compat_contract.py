@@ -240,3 +240,13 @@ def test_poll_gives_up_in_the_installed_cores_words():
     source = inspect.getsource(TaskExecutor._poll_async_result)
     words = compat.adapter().poll_gave_up(7).split('7')[0]  # the text before the limit
     assert '"%s' % words in source, words
+
+
+def test_discovery_values_are_the_installed_cores():
+    """The interpreter values that ask for discovery, as the installed core's
+    module_common decides it."""
+    from ansible.executor import module_common
+
+    listed = re.search(r"interpreter_out in \[([^\]]*)\]", inspect.getsource(module_common._get_shebang))
+    assert listed, 'module_common._get_shebang no longer lists the discovery values'
+    assert set(ast.literal_eval('[%s]' % listed.group(1))) == set(compat.adapter().discovery_values)

@@ -49,12 +49,18 @@ def test_plain_tagged_int():
 
 
 @pytest.mark.parametrize('value,want', [
-    (None, None), ('', None), ('auto', None), ('auto_silent', None), ('auto_legacy', None),
-    ('auto_legacy_silent', None), (' auto ', None),
+    (None, None), ('', None), ('auto', None), ('auto_silent', None), (' auto ', None),
     ('/usr/bin/python3', '/usr/bin/python3'), (' python3 ', 'python3'), ('/usr/bin/env python3', '/usr/bin/env python3'),
 ])
 def test_python_for(value, want):
     assert spec.python_for(value) == want
+
+
+def test_auto_legacy_is_discovery_only_where_the_core_says_so():
+    from ansible_svc.controller import compat
+    legacy = 'auto_legacy' in compat.adapter().discovery_values
+    assert spec.python_for('auto_legacy') == (None if legacy else 'auto_legacy')
+    assert legacy == (compat.adapter().series < (2, 21))
 
 
 def test_ssh_spec_from_options():
