@@ -144,7 +144,9 @@ def observations(run) -> dict:
             continue
         result = record['result']
         if 'results' in result:
-            outcomes = [(item, 'unreachable' if item.get('unreachable') else 'failed' if item.get('failed') else 'ok')
+            # A failed item has no probe facts (2.21 may not mark it failed).
+            outcomes = [(item, 'unreachable' if item.get('unreachable') else
+                         'failed' if item.get('failed') or 'user' not in item else 'ok')
                         for item in result['results']]
         else:
             outcomes = [(result, record['status'])]
