@@ -31,7 +31,7 @@ def sent_by(context_id):
     result (or a fake "went away"): only the context asked may answer.
     """
 
-    dropped = []
+    warned = []  # empty until the first drop
 
     def policy(msg, stream):
         if msg.src_id == context_id:
@@ -40,9 +40,9 @@ def sent_by(context_id):
             # A route to `context_id` was lost, said here or by the mux.
             return True
         # Once per receiver: a flood must not become a flood of log lines.
-        (LOG.debug if dropped else LOG.warning)(
+        (LOG.debug if warned else LOG.warning)(
             "dropped a message from context %s: handle %s answers context %s only", msg.src_id, msg.handle, context_id)
-        dropped.append(msg.src_id)
+        warned[:] = [True]
         return False
 
     return policy
