@@ -27,7 +27,6 @@ import signal
 import sys
 import threading
 
-import mitogen.core
 import mitogen.master
 import mitogen.service
 import mitogen.unix
@@ -35,6 +34,7 @@ import mitogen.unix
 from ansible_svc.mux.connections import ConnectionService
 from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.mux.jobs import JobResultService
+from ansible_svc.mux.routing import ReplyOnlyRouter
 from ansible_svc.mux.job_status import JobStatusService
 from ansible_svc.target.filecache import PushFileCache
 
@@ -76,10 +76,9 @@ def _configure_logging(verbosity: int) -> None:
 
 def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
     broker = mitogen.master.Broker()
-    router = mitogen.master.Router(broker)
-    # Targets may talk only to their parents: a compromised target cannot
-    # reach other targets, only services exposed to it.
-    router.unidirectional = True
+    # Targets may talk only to the mux, and to a worker only to answer its
+    # calls: a compromised target reaches no other target and no worker.
+    router = ReplyOnlyRouter(broker)
     for prefix in ALLOWED_IMPORTS:
         router.responder.whitelist_prefix(prefix)
     for prefix in BLOCKED_IMPORTS:

@@ -5,9 +5,12 @@ and that the other hosts' results are their own.
 """
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -47,6 +50,80 @@ def test_a_target_cannot_forge_another_hosts_result(tmp_path, sshd_alive, ssh_en
     assert run.task('attack and wait', 'victim')['status'] == 'ok'
     assert run.task('attack and wait', 'victim')['result']['said'] == 'REAL'
     assert attack['routers'] >= 1 and attack['sent'] > 1000, attack
+    _assert_refused_by_the_mux(run)
+
+
+def _assert_refused_by_the_mux(run):
+    """The mux's router refused the forgeries: none reached a worker,
+    whose receivers would have dropped (and logged) them as a second line."""
+    assert 'refused to route a message from context' in run.stderr, run.stderr[-3000:]
+    assert 'dropped a message from context' not in run.stderr, run.stderr[-3000:]
+
+
+USERCUSTOMIZE_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: wait while the planted code sprays
+      svc_hostile:
+        role: victim
+        seconds: 6
+      # The attacker owns its host and may spoil its own results.
+      ignore_errors: "{{ inventory_hostname == 'evil' }}"
+"""
+
+USERCUSTOMIZE = '''
+import threading
+
+{spray}
+
+
+def _attack():
+    import sys, time
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        core = sys.modules.get('mitogen.core')
+        if core is not None and any(isinstance(o, core.Router) for o in gc.get_objects()):
+            spray(8.0, {report!r})
+            return
+        time.sleep(0.1)
+
+
+threading.Thread(target=_attack, daemon=True).start()
+'''
+
+
+def test_a_planted_usercustomize_cannot_forge_results(tmp_path, sshd_alive, ssh_env):
+    """The hostile login account plants a usercustomize.py: every Python it
+    starts (the target interpreter included, default fork isolation) sprays
+    forged results from a thread. Every host still gets its own result."""
+    spec = importlib.util.spec_from_file_location('svc_hostile', LIBRARY / 'svc_hostile.py')
+    hostile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hostile)
+    report = Path(tempfile.mkdtemp(prefix='svc-hostile-', dir='/tmp'))
+    os.chmod(report, 0o777)
+    site = subprocess.run(['sudo', '-u', 'svc-login', ssh_env.get('python', '/usr/bin/python3'), '-c',
+                           'import site; print(site.getusersitepackages())'],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    planted = Path(site) / 'usercustomize.py'
+    assert not planted.exists(), planted
+    source = 'import gc, json, os, time\n' + USERCUSTOMIZE.format(spray=inspect.getsource(hostile.spray),
+                                                                    report=str(report / 'attack.json'))
+    subprocess.run(['sudo', '-u', 'svc-login', 'sh', '-c', f'mkdir -p "{site}" && cat > "{planted}"'],
+                   input=source, text=True, check=True)
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    inventory = (f'evil {line}\n'
+                 f"victim {line.replace('ansible_user=svc-login', 'ansible_user=root')}\n")
+    try:
+        run = run_playbook(USERCUSTOMIZE_PB, tmp_path=tmp_path, inventory=inventory,
+                           env={'ANSIBLE_LIBRARY': str(LIBRARY), 'ANSIBLE_FORKS': '5'}).assert_ok()
+        attack = json.loads((report / 'attack.json').read_text())
+    finally:
+        planted.unlink(missing_ok=True)
+        shutil.rmtree(report)
+    assert run.task('wait while the planted code sprays', 'victim')['result']['said'] == 'REAL'
+    assert attack['routers'] >= 1 and attack['sent'] > 1000, attack
+    _assert_refused_by_the_mux(run)
 
 
 FETCH_PB = """
