@@ -94,5 +94,17 @@ class ReplyOnlyRouter(mitogen.master.Router):
             LOG.debug("refused to route a message from context %s to context %s handle %s",
                       msg.src_id, msg.dst_id, msg.handle)
 
+    def disconnect_workers(self) -> None:
+        """Drop every worker's connection, at the end of the run.
+
+        Workers orphaned by a killed controller may still wait on the mux;
+        mitogen's broker shutdown would wait its whole grace period for
+        them to leave. Disconnected, they see the mux gone and exit.
+        Broker thread only (``broker.defer`` it).
+        """
+        for stream in set(self._stream_by_id.values()):
+            if _from_worker(stream):
+                stream.on_disconnect(self.broker)
+
     def _forget(self, stream) -> None:
         self._open_replies.pop(stream, None)

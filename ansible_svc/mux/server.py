@@ -125,15 +125,16 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
     # The controller removes the directory when it ends normally; after a
     # SIGKILL of the controller only we are left to do it.
     shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
-    _shutdown(broker, pool)
+    _shutdown(broker, router, pool)
 
 
-def _shutdown(broker, pool) -> None:
+def _shutdown(broker, router, pool) -> None:
     # Exit hard if the orderly path wedges: nothing may hang at exit.
     timer = threading.Timer(SHUTDOWN_TIMEOUT, os._exit, (1,))
     timer.daemon = True
     timer.start()
     pool.stop(join=False)
+    broker.defer(router.disconnect_workers)
     broker.shutdown()
     broker.join()
     timer.cancel()
