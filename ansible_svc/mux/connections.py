@@ -85,6 +85,21 @@ def address_key(spec: dict) -> tuple:
     return (spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"))
 
 
+def ssh_options_set(args, *names: str) -> bool:
+    """Whether ssh `args` set any of the ``-o`` options `names` (lower case),
+    in any of ssh's spellings: ``-o Name=v``, ``-oName=v``, ``-o "Name v"``."""
+    args = list(args or ())
+    for i, arg in enumerate(args):
+        if arg == "-o" and i + 1 < len(args):
+            option = args[i + 1]
+        elif arg.startswith("-o"):
+            option = arg[2:]
+        else:
+            continue
+        if option.replace("=", " ").split(" ", 1)[0].strip().lower() in names:
+            return True
+    return False
+
 class Entry(object):
     """One cached interpreter and who holds it."""
 
@@ -241,6 +256,9 @@ class ConnectionService(mitogen.service.Service):
             password=spec.get("password"),
             ssh_path=spec.get("ssh_path") or "ssh",
             ssh_args=list(spec.get("ssh_args") or ()),
+            # ssh takes the first value it is given, and mitogen's keepalive
+            # options come first: when the user sets their own, drop ours.
+            keepalive_enabled=not ssh_options_set(spec.get("ssh_args"), "serveraliveinterval", "serveralivecountmax"),
             check_host_keys=spec.get("check_host_keys") or "enforce",
             **common,
         )

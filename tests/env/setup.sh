@@ -35,6 +35,8 @@ command -v setfacl >/dev/null || missing+=(acl)
 # Vanilla ssh logs in with a password only through sshpass (the identity
 # tests compare login passwords with vanilla).
 command -v sshpass >/dev/null || missing+=(sshpass)
+# The host-loss fault test puts a host in a network namespace of its own.
+command -v ip >/dev/null || missing+=(iproute2)
 [ -x "$TARGET_PYTHON" ] || missing+=(python3)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"

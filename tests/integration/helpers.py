@@ -78,6 +78,51 @@ def sshd_pid(ssh_env: dict) -> int | None:
     return pid if comm == 'sshd' and state not in 'ZX' else None
 
 
+class PrivateSshd:
+    """An sshd of a test's own, with the test environment's host key and
+    users: one a test may stop, or put in a network namespace.
+
+    `settings` are sshd_config lines added to (and overriding) the main
+    test sshd's; `netns` runs it inside that network namespace.
+    """
+
+    def __init__(self, ssh_env: dict, home: Path, *, address: str = '127.0.0.1', port: int | None = None,
+                 settings: tuple[str, ...] = (), netns: str | None = None):
+        if port is None:
+            with socket.socket() as sock:
+                sock.bind((address if netns is None else '127.0.0.1', 0))
+                port = sock.getsockname()[1]
+        self.address, self.port, self.home = address, port, Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        hostkey = Path(ssh_env['state']) / 'ssh_host_ed25519_key'
+        main = [line for line in (Path(ssh_env['state']) / 'sshd_config').read_text().splitlines()
+                if line.split(' ', 1)[0] not in ('Port', 'ListenAddress', 'PidFile', 'LogLevel')]
+        config = self.home / 'sshd_config'
+        # sshd takes the first value of each keyword: ours first.
+        config.write_text('\n'.join([f'Port {port}', f'ListenAddress {address}', f'PidFile {self.home}/sshd.pid',
+                                     'LogLevel ERROR', *settings, *main, '']))
+        self.known_hosts = self.home / 'known_hosts'
+        host = address if port == 22 else f'[{address}]:{port}'
+        self.known_hosts.write_text(f'{host} ' + ' '.join(Path(f'{hostkey}.pub').read_text().split()[:2]) + '\n')
+        argv = ['/usr/sbin/sshd', '-D', '-f', str(config), '-E', str(self.home / 'sshd.log')]
+        if netns:
+            argv = ['ip', 'netns', 'exec', netns] + argv
+        self.proc = subprocess.Popen(argv)
+        deadline = time.monotonic() + 10
+        while not port_open(address, port) and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.05)
+        if not port_open(address, port):
+            self.stop()
+            raise AssertionError(f'private sshd did not start; see {self.home}/sshd.log')
+
+    def stop(self) -> None:
+        """Stop listening; sessions already open live on, as after
+        ``systemctl stop ssh``."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
 def inventory_for(ssh_env: dict, user: str = 'svc-login', become: bool = False, extra: str = '') -> str:
     """INI inventory: host `target` over ssh as `user`, plus host `local`.
 

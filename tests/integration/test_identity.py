@@ -14,12 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import inventory_for, port_open, run_playbook
+from helpers import PrivateSshd, inventory_for, run_playbook
 
 LIBRARY = Path(__file__).resolve().parent / 'library'
 BAD_PASSWORD = 'wrong-Secret-4711'
@@ -144,38 +143,11 @@ def test_a_wrong_become_password_fails_whatever_ran_before(tmp_path, sshd_alive,
 def password_sshd(ssh_env, tmp_path_factory):
     """A second sshd on loopback that takes passwords only (the main one
     takes keys only), for login password tests; stopped after the module."""
-    home = tmp_path_factory.mktemp('password-sshd')
-    with socket_on_loopback() as port:
-        pass
-    hostkey = Path(ssh_env['state']) / 'ssh_host_ed25519_key'
-    config = home / 'sshd_config'
-    config.write_text('\n'.join([
-        f'Port {port}', 'ListenAddress 127.0.0.1', f'HostKey {hostkey}', f'PidFile {home}/sshd.pid',
+    sshd = PrivateSshd(ssh_env, tmp_path_factory.mktemp('password-sshd'), settings=(
         'PasswordAuthentication yes', 'KbdInteractiveAuthentication no', 'PubkeyAuthentication no',
-        'UsePAM yes', f"AllowUsers {ssh_env['users']['pw']}", 'PrintMotd no', 'LogLevel ERROR', '']))
-    known_hosts = home / 'known_hosts'
-    known_hosts.write_text(f'[127.0.0.1]:{port} ' + ' '.join(Path(f'{hostkey}.pub').read_text().split()[:2]) + '\n')
-    proc = subprocess.Popen(['/usr/sbin/sshd', '-D', '-f', str(config), '-E', str(home / 'sshd.log')])
-    deadline = time.monotonic() + 10
-    while not port_open('127.0.0.1', port) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert port_open('127.0.0.1', port), f'password sshd did not start; see {home}/sshd.log'
-    yield {'port': port, 'known_hosts': str(known_hosts)}
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-class socket_on_loopback:
-    """A free TCP port on 127.0.0.1 (the socket is closed on exit)."""
-
-    def __enter__(self):
-        import socket
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        return self.sock.getsockname()[1]
-
-    def __exit__(self, *exc):
-        self.sock.close()
+        f"AllowUsers {ssh_env['users']['pw']}"))
+    yield {'port': sshd.port, 'known_hosts': str(sshd.known_hosts)}
+    sshd.stop()
 
 
 LOGIN_PASSWORD_PB = """
