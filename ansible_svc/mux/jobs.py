@@ -43,8 +43,10 @@ UNCLAIMED_TTL = 600.0
 #: (the race it covers is between two messages in flight: milliseconds).
 PARK_TTL = 30.0
 
-#: Upper bound on parked jobs, so a misbehaving target cannot grow the mux.
+#: Upper bounds on parked jobs and their bytes, all targets together, so
+#: misbehaving targets cannot grow the mux even when there are many.
 MAX_PARKED = 10000
+MAX_PARKED_BYTES = 512 * 1024 * 1024
 
 #: Per pushing target: parked results, and their bytes. A target runs one
 #: task at a time per interpreter, plus async jobs ending at once.
@@ -92,7 +94,10 @@ class JobResultService(mitogen.service.Service):
         """Why a target may not park one more result, or None."""
         if len(self._jobs) >= MAX_PARKED:
             return "too many parked results"
-        mine = [job for job in self._jobs.values() if job.parked and job.pusher_id == pusher_id]
+        parked = [job for job in self._jobs.values() if job.parked]
+        if sum(job.size for job in parked) + size > MAX_PARKED_BYTES:
+            return "the results parked for ids never issued would exceed %d bytes" % MAX_PARKED_BYTES
+        mine = [job for job in parked if job.pusher_id == pusher_id]
         if len(mine) >= MAX_PARKED_PER_TARGET:
             return "it has %d results parked for ids never issued" % len(mine)
         if sum(job.size for job in mine) + size > MAX_PARKED_BYTES_PER_TARGET:

@@ -231,3 +231,36 @@ def test_a_target_may_call_only_push_and_only_for_its_jobs(tmp_path, sshd_alive,
     for answer in refused:
         assert not answer['accepted'] and 'not authorized' in answer['error'], answers
     assert push['accepted'] and push['answer'] == 'True', push  # parked, not delivered
+
+
+FLOOD_PB = """
+- hosts: evil
+  gather_facts: false
+  tasks:
+    - name: flood the mux with unsolicited results
+      svc_call_services:
+        flood: 100
+        flood_size: 2097152
+    - name: the mux's memory
+      debug:
+        msg: "{{ lookup('pipe', 'grep VmRSS /proc/$(pgrep -f \\"[a]nsible_svc.mux --socket ' ~ tmpdir ~ '\\")/status') }}"
+"""
+
+
+def test_a_flood_of_unsolicited_results_is_refused_beyond_the_caps(tmp_path, sshd_alive, ssh_env):
+    """100 results of 2 MiB for job ids never issued: the mux parks what
+    its per-target caps allow (64 MiB), refuses the rest with a log line,
+    and stays small (unbounded, it once grew to 1.4 GB)."""
+    private_tmp = tmp_path / 'tmpdir'
+    private_tmp.mkdir()
+    line = inventory_for(ssh_env).splitlines()[1].split(' ', 1)[1]
+    run = run_playbook(FLOOD_PB, tmp_path=tmp_path, inventory=f'evil {line} svc_task_isolation=inline\n',
+                       extra_vars={'tmpdir': str(private_tmp)}, env={'ANSIBLE_LIBRARY': str(LIBRARY),
+                                                                    'TMPDIR': str(private_tmp)}).assert_ok()
+    flooded = run.task('flood the mux with unsolicited results', 'evil')['result']['flooded']
+    assert flooded['accepted'] + flooded['refused'] == 100, flooded
+    assert flooded['accepted'] <= 32 and flooded['refused'] >= 68, flooded  # 64 MiB of 2 MiB results
+    assert 'refused push from context' in run.stderr
+    rss_kb = int(run.task("the mux's memory", 'evil')['result']['msg'].split()[1])
+    print(f'flood: {flooded}, mux RSS {rss_kb} kB')
+    assert rss_kb < 400 * 1024, rss_kb

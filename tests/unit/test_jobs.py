@@ -193,6 +193,14 @@ def test_a_target_cannot_park_unbounded_results(svc, router):
     assert sender.sent == [RESULT]
 
 
+def test_many_targets_cannot_park_unbounded_results(svc, router, monkeypatch):
+    """Each under its own cap, many targets together still meet the total."""
+    from ansible_svc.mux import jobs
+    monkeypatch.setattr(jobs, 'MAX_PARKED_BYTES', 3 * 1024 * 1024)
+    pushed = [svc.push('t%d' % target, RESULT, SizedMsg(100 + target, 1024 * 1024)) for target in range(5)]
+    assert pushed == [True, True, True, False, False]
+
+
 def test_parked_results_expire(svc, router, monkeypatch):
     from ansible_svc.mux import jobs
     assert svc.push('early', RESULT, SizedMsg(31, 10)) is True
