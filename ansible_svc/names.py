@@ -1,4 +1,4 @@
-"""Names of our mitogen services (in the mux, and TASK_CONTROL in targets).
+"""Names of our mitogen services (in the mux, and the target.* ones in targets).
 
 Callers address mitogen services by their dotted class name; keeping the names
 here lets workers and targets call them without importing the mux code.
@@ -10,3 +10,4 @@ JOB_STATUS = "ansible_svc.mux.job_status.JobStatusService"
 FILES = "mitogen.service.FileService"
 PUSH_FILES = "ansible_svc.target.filecache.PushFileCache"
 TASK_CONTROL = "ansible_svc.target.modules.TaskControl"
+TASK_RUNNER = "ansible_svc.target.runner.TaskRunner"

@@ -9,6 +9,9 @@
 * ``svc-inline``: ours with ``svc_task_isolation: inline`` (modules run in
   the target interpreter instead of a forked child): measures what the fork
   costs. Not in the default set.
+* ``svc-conn``: ours in connection-only mode: stock ``linear`` with
+  ``transport = svc_ssh``. Not in the default set.
+* ``svc-free``: ours with the ``svc_free`` strategy. Not in the default set.
 * ``floor``: the same number of tasks as ``debug`` tasks run by vanilla:
   Ansible's own per-task cost with no target work at all.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from bench.config import REPO, BenchError
 
-ALL_MODES = ('vanilla', 'reference', 'svc', 'floor', 'svc-inline')
+ALL_MODES = ('vanilla', 'reference', 'svc', 'floor', 'svc-inline', 'svc-conn', 'svc-free')
 DEFAULT_MODES = ('vanilla', 'reference', 'svc', 'floor')
 OURS = 'svc'
 
@@ -73,6 +76,10 @@ def build_modes(names: list[str], work: Path) -> list[Mode]:
             modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'svc_linear'}))
         elif name == 'svc-inline':
             modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'svc_linear', 'ANSIBLE_SVC_TASK_ISOLATION': 'inline'}))
+        elif name == 'svc-conn':
+            modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'linear', 'ANSIBLE_TRANSPORT': 'svc_ssh'}))
+        elif name == 'svc-free':
+            modes.append(Mode(name, repo_cfg, {'ANSIBLE_STRATEGY': 'svc_free'}))
         elif name == 'reference':
             modes.append(Mode(name, reference_cfg(work), {'ANSIBLE_PIPELINING': 'True'}))
         else:

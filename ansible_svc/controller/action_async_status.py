@@ -29,7 +29,8 @@ class ActionModule(AsyncStatusAction):
     _requires_connection = True
 
     def run(self, tmp=None, task_vars=None):
-        if not isinstance(self._connection, SvcConnectionBase) or not compat.contract_ok("results"):
+        ours = isinstance(self._connection, SvcConnectionBase) and not self._connection.switched_off
+        if not ours or not compat.contract_ok("results"):
             return super().run(tmp, task_vars)
         results = ActionBase.run(self, tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)

@@ -30,13 +30,15 @@ class MuxUnavailable(Exception):
 
 
 class Attachment(object):
-    __slots__ = ("pid", "broker", "router", "mux")
+    __slots__ = ("pid", "broker", "router", "mux", "path")
 
-    def __init__(self, pid, broker, router, mux):
+    def __init__(self, pid, broker, router, mux, path):
         self.pid = pid
         self.broker = broker
         self.router = router
         self.mux = mux
+        #: The mux's socket; its directory also holds the run's payloads.
+        self.path = path
 
 
 _lock = threading.Lock()
@@ -47,7 +49,26 @@ _mitogen_pid: int | None = None
 
 
 def socket_path() -> str | None:
+    """The mux socket a ``svc_*`` strategy started for this run, if any."""
     return os.environ.get(SOCKET_ENV) or None
+
+
+def _socket_for_run() -> str:
+    """Connection-only mode: the run's mux, started by the first worker."""
+    from ansible import context
+    from ansible.utils.display import Display
+
+    from ansible_svc.controller import mux_process, strategy
+
+    forks = context.CLIARGS.get("forks") or 5
+    display = Display()
+    try:
+        path, started = mux_process.socket_for_run(forks + strategy.POOL_HEADROOM, display.verbosity)
+    except (mux_process.MuxStartError, OSError) as exc:
+        raise MuxUnavailable("cannot start the ansible-svc mux: %s" % exc) from exc
+    if started:
+        display.vvv("started the ansible-svc mux for this run: %s" % path)
+    return path
 
 
 def attach() -> Attachment:
@@ -56,12 +77,7 @@ def attach() -> Attachment:
     with _lock:
         if _current is not None and _current.pid == os.getpid():
             return _current
-        path = socket_path()
-        if not path:
-            raise MuxUnavailable(
-                "no ansible-svc mux is running: set 'strategy = svc_linear' (or its FQCN "
-                "ansible_svc.accel.svc_linear) in ansible.cfg, or ANSIBLE_STRATEGY"
-            )
+        path = socket_path() or _socket_for_run()
         global _mitogen_pid
         if _mitogen_pid is not None and _mitogen_pid != os.getpid():
             # Forked from a process that used mitogen (the controller after
@@ -75,8 +91,16 @@ def attach() -> Attachment:
             broker.shutdown()
             broker.join()
             raise MuxUnavailable("cannot reach the ansible-svc mux at %s: %s" % (path, exc)) from exc
-        _current = Attachment(os.getpid(), broker, router, mux)
+        _current = Attachment(os.getpid(), broker, router, mux, path)
         return _current
+
+
+def current() -> Attachment | None:
+    """This process's attachment, if it has one (never connects)."""
+    with _lock:
+        if _current is not None and _current.pid == os.getpid():
+            return _current
+    return None
 
 
 def detach() -> None:

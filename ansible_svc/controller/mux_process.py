@@ -1,25 +1,38 @@
 """Start and stop the run's mux process.
 
-Runs in the ``ansible-playbook`` controller process (strategy plugin).
-Global state: the one :class:`MuxProcess` of this run, and the
-``ANSIBLE_SVC_MUX_SOCKET`` environment variable that forked workers inherit.
+Runs in the ``ansible-playbook`` controller process (``svc_*`` strategies)
+or, without a strategy of ours (connection-only mode), in the first worker
+that needs the mux. Global state: the one :class:`MuxProcess` a strategy
+started, and the ``ANSIBLE_SVC_MUX_SOCKET`` environment variable that forked
+workers inherit.
 
 The mux is a fresh ``python -m ansible_svc.mux`` process, not a fork of the
 controller: it inherits none of Ansible's state, threads or open files.
+
+Connection-only mode (:func:`socket_for_run`): the run is the controller
+process (workers are its forks), named by its pid and start time. Its mux
+lives in ``$TMPDIR/ansible-svc-<uid>/run-<pid>-<start>/``; the first worker
+takes that directory's lock, starts the mux there, and the others find it.
+The mux watches the controller's pid and ends with it, however it ends.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
+import multiprocessing
 import os
 import select
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 
+from ansible_svc import processes
 from ansible_svc.controller import mux_client
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +42,10 @@ START_TIMEOUT = 30.0
 
 #: How long the controller waits at exit for the mux's orderly shutdown.
 STOP_TIMEOUT = 15.0
+
+#: The longest unix socket path Linux takes (sun_path is 108 bytes, NUL
+#: included); other systems allow 104.
+MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103
 
 
 class MuxStartError(Exception):
@@ -46,18 +63,37 @@ class MuxProcess(object):
         self._owner_pid = os.getpid()
 
     @classmethod
-    def start(cls, pool_size: int, verbosity: int) -> "MuxProcess":
-        directory = tempfile.mkdtemp(prefix="ansible-svc-")  # mode 0700
+    def start(cls, pool_size: int, verbosity: int, directory: str | None = None,
+              watch: tuple[int, str] | None = None) -> "MuxProcess":
+        """Start a mux that ends when this process closes its lifeline, or
+        (`watch`) when process ``(pid, start time)`` exits. It lives in
+        `directory` (created, mode 0700, when not given)."""
+        created = directory is None
+        if created:
+            directory = tempfile.mkdtemp(prefix="ansible-svc-")  # mode 0700
         socket_path = os.path.join(directory, "mux.sock")
-        lifeline_r, lifeline_w = os.pipe()
-        os.set_inheritable(lifeline_r, True)
+        try:
+            _check_socket_path(socket_path)
+        except MuxStartError:
+            if created:
+                os.rmdir(directory)
+            raise
+        if watch is None:
+            lifeline_r, lifeline_w = os.pipe()
+            os.set_inheritable(lifeline_r, True)
+            end = ["--lifeline-fd", str(lifeline_r)]
+            pass_fds = (lifeline_r,)
+        else:
+            lifeline_r = lifeline_w = None
+            end = ["--watch", "%d:%s" % watch]
+            pass_fds = ()
         argv = [
             # -P: the cwd (often the playbook's directory) is not put on
             # the mux's import path, so nothing there can be imported or
             # served to a target.
             sys.executable, "-P", "-m", "ansible_svc.mux",
             "--socket", socket_path,
-            "--lifeline-fd", str(lifeline_r),
+            *end,
             "--pool-size", str(pool_size),
             "--verbosity", str(verbosity),
         ]
@@ -69,12 +105,13 @@ class MuxProcess(object):
                 # Explicitly: ansible-playbook marks fd 2 close-on-exec, and
                 # the mux's log lines would silently vanish.
                 stderr=2,
-                pass_fds=(lifeline_r,),
+                pass_fds=pass_fds,
                 start_new_session=True,
                 close_fds=True,
             )
         finally:
-            os.close(lifeline_r)
+            if lifeline_r is not None:
+                os.close(lifeline_r)
         mux = cls(proc, directory, socket_path, lifeline_w)
         try:
             mux._wait_ready()
@@ -152,6 +189,98 @@ def ensure_started(pool_size: int, verbosity: int) -> MuxProcess:
     os.environ[mux_client.SOCKET_ENV] = _mux.socket_path
     atexit.register(_stop_at_exit, _mux)
     return _mux
+
+
+#: How long a worker waits for another worker that is starting the run's mux.
+RENDEZVOUS_TIMEOUT = START_TIMEOUT + 10.0
+
+
+def controller_pid() -> int:
+    """The run's controller: the parent of a worker, or this process."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None else os.getpid()
+
+
+def socket_for_run(pool_size: int, verbosity: int) -> tuple[str, bool]:
+    """The socket of this run's mux, and whether it was started here (it
+    was not running).
+
+    Connection-only mode: exactly one mux per run, whichever worker comes
+    first; the directory lock makes the others wait (bounded) and reuse it.
+    A mux that died is replaced by the next worker that needs one.
+    """
+    pid = controller_pid()
+    start = processes.start_time(pid)
+    if start is None:
+        raise MuxStartError("the run's controller process %d is gone" % pid)
+    base = os.path.join(tempfile.gettempdir(), "ansible-svc-%d" % os.getuid())
+    directory = os.path.join(base, "run-%d-%s" % (pid, start))
+    socket_path = os.path.join(directory, "mux.sock")
+    _check_socket_path(socket_path)
+    _private_dir(base)
+    _private_dir(directory)
+    with open(os.path.join(directory, "lock"), "a") as lock:
+        deadline = time.monotonic() + RENDEZVOUS_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MuxStartError("timed out after %ds waiting for another worker to start the ansible-svc mux" % RENDEZVOUS_TIMEOUT)
+                time.sleep(0.02)
+        if _accepts(socket_path):
+            return socket_path, False
+        if not processes.alive(pid, start):
+            raise MuxStartError("the run's controller process %d is gone" % pid)
+        _remove_dead_runs(base)
+        from ansible_svc.controller import compat
+        compat.check_version()  # once per run: only the starting worker gets here
+        MuxProcess.start(pool_size, verbosity, directory=directory, watch=(pid, start))
+        return socket_path, True
+
+
+def _check_socket_path(path: str) -> None:
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise MuxStartError(
+            "the mux socket path %s is %d bytes long, more than unix sockets allow (%d): "
+            "set TMPDIR to a shorter directory" % (path, len(os.fsencode(path)), MAX_SOCKET_PATH))
+
+
+def _private_dir(path: str) -> str:
+    """`path`, created mode 0700 if missing; refused unless it is a real
+    directory of ours that nobody else may enter (it is in a shared /tmp)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise MuxStartError("refusing to use %s: not a private directory of uid %d (mode 0700)" % (path, os.getuid()))
+    return path
+
+
+def _accepts(socket_path: str) -> bool:
+    """Whether a mux listens on `socket_path`."""
+    if not os.path.exists(socket_path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5.0)
+        try:
+            sock.connect(socket_path)
+        except OSError:
+            return False
+    return True
+
+
+def _remove_dead_runs(base: str) -> None:
+    """Directories of runs whose controller is gone and whose mux could not
+    clean up (it was killed too)."""
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "run" and parts[1].isdigit():
+            if not processes.alive(int(parts[1]), parts[2]):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
 def _stop_at_exit(mux: MuxProcess) -> None:

@@ -36,7 +36,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 
-from ansible_svc.controller import ansiballz, async_jobs, mux_client, spec as specs, strategy
+from ansible_svc.controller import ansiballz, async_jobs, async_poll, mux_client, spec as specs, strategy
 from ansible_svc.controller.session import (
     AuthenticationFailed,
     BecomeFailed,
@@ -52,10 +52,13 @@ display = Display()
 
 def in_session(method):
     """Run a connection method in the session of the current settings
-    (Ansible's ``ensure_connect`` connects only once per connection)."""
+    (Ansible's ``ensure_connect`` connects only once per connection); or,
+    with ansible-svc switched off for the run, in Ansible's own plugin."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        if self.switched_off:
+            return getattr(self._vanilla_connection(), method.__name__)(*args, **kwargs)
         self._connect()
         return method(self, *args, **kwargs)
 
@@ -95,6 +98,9 @@ class SvcConnectionBase(ConnectionBase):
     #: account is the controller's (``remote_user`` does not apply), and
     #: commands, modules and relative paths start from the worker's cwd.
     on_controller: bool = False
+    #: ``ANSIBLE_SVC_DISABLE``: every operation goes to Ansible's own
+    #: plugin for this transport, as if the host's connection were it.
+    switched_off: bool = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,6 +111,10 @@ class SvcConnectionBase(ConnectionBase):
         self._async_jobs: dict[str, bool] = {}
         self._vanilla = None
         self.cwd = None
+        self.switched_off = strategy.disabled()
+        if not self.switched_off and mux_client.socket_path() is None:
+            # Connection-only mode: no strategy of ours set up this worker.
+            async_poll.install()
         if self.on_controller:
             try:
                 self.default_user = getpass.getuser()
@@ -133,9 +143,16 @@ class SvcConnectionBase(ConnectionBase):
         return any(strategy.REDIRECTS.get(name) == ours for name in possible_names)
 
     def set_become_plugin(self, plugin):
+        if self.switched_off:
+            self.become = plugin
+            if self._vanilla is not None:
+                self._vanilla.set_become_plugin(plugin)
+            return
         self.become = BecomeRequest(plugin, self) if plugin is not None else None
 
     def is_pipelining_enabled(self, wrap_async: bool = False) -> bool:
+        if self.switched_off:
+            return self._vanilla_connection().is_pipelining_enabled(wrap_async)
         # Modules always travel by RPC. For async tasks Ansible uploads the
         # module and its async_wrapper, and we start the job from its command
         # line (see exec_command), so every module kind works as in vanilla.
@@ -258,18 +275,25 @@ class SvcConnectionBase(ConnectionBase):
                 self._without_python(exc).fetch_file(in_path, out_path)
 
     def _without_python(self, why):
-        """Ansible's own connection plugin for this host, with our options,
-        for commands and files while the target has no Python (vanilla
-        ``raw`` works there, so it must work here too)."""
+        """Ansible's own connection plugin for this host, for commands and
+        files while the target has no Python (vanilla ``raw`` works there,
+        so it must work here too)."""
         if self._vanilla is None:
             display.vvv("no Python on the target yet (%s): using %s for commands and files" % (why, self.vanilla_plugin), host=self._host())
-            options = dict(self._options)
-            if "ssh_args" in options:
-                # As for our own connections: no master that outlives the run.
-                options["ssh_args"] = shlex.join(specs.split_ssh_args(options["ssh_args"]))
+        return self._vanilla_connection()
+
+    def _vanilla_connection(self):
+        """Ansible's own connection plugin for this transport, with our
+        current options and become plugin."""
+        options = {k: v for k, v in self._options.items() if v is not None}
+        if "ssh_args" in options and not self.switched_off:
+            # As for our own connections: no master that outlives the run.
+            options["ssh_args"] = shlex.join(specs.split_ssh_args(options["ssh_args"]))
+        if self._vanilla is None:
             self._vanilla = strategy.load_vanilla_connection(self.vanilla_plugin, self._play_context)
-            self._vanilla.set_options(direct={k: v for k, v in options.items() if v is not None})
-            self._vanilla.set_become_plugin(self.become._plugin if self.become else None)
+            become = self.become
+            self._vanilla.set_become_plugin(become._plugin if isinstance(become, BecomeRequest) else become)
+        self._vanilla.set_options(direct=options)
         return self._vanilla
 
     def _close_sessions(self):
@@ -283,6 +307,10 @@ class SvcConnectionBase(ConnectionBase):
             session.close()
 
     def close(self):
+        if self.switched_off:
+            self._close_sessions()
+            self._connected = False
+            return
         try:
             self._close_sessions()
         finally:
@@ -290,6 +318,8 @@ class SvcConnectionBase(ConnectionBase):
         self._connected = False
 
     def reset(self):
+        if self.switched_off:
+            return self._vanilla_connection().reset()
         if self._session is None:
             self._connect()
         try:

@@ -86,6 +86,15 @@ def _close_reply_receiver(recv) -> None:
         pass
 
 
+def _lost_with_the_mux(ctx, mux) -> None:
+    """Make `ctx` (a target, reached through the mux) count as gone when
+    the mux does, so that receivers waiting for its answers wake up: mitogen
+    tells only the mux's own context that its connection dropped."""
+    if getattr(ctx, "_ansible_svc_via_mux", None) is not mux:
+        ctx._ansible_svc_via_mux = mux
+        mitogen.core.listen(mux, "disconnect", lambda: mitogen.core.fire(ctx, "disconnect"))
+
+
 class Session(object):
     """Contexts for one target spec, taken from the mux connection cache."""
 
@@ -124,14 +133,22 @@ class Session(object):
             error = reply["error"]
             raise _ERRORS.get(error["kind"], SessionError)(error["msg"])
         self._held.append(spec)
-        self._contexts[wanted] = reply["context"]
-        LOG.debug("using %s for %s", reply["context"].name, self.spec.get("host"))
-        return reply["context"]
+        ctx = self._contexts[wanted] = reply["context"]
+        _lost_with_the_mux(ctx, mux_client.attach().mux)
+        LOG.debug("using %s for %s", ctx.name, self.spec.get("host"))
+        return ctx
 
     def _call(self, become, fn, *args, python=None, **kwargs):
-        ctx = self.context(become, python)
+        """Call `fn` on the target's main thread; its answer."""
+        return self._answer(call_async(self.context(become, python), fn, *args, **kwargs))
+
+    def _run(self, become, method, **kwargs):
+        """Call a TaskRunner method, on a pool thread of the target; its answer."""
+        return self._answer(call_service_async(self.context(become), names.TASK_RUNNER, method, **kwargs))
+
+    def _answer(self, recv):
         try:
-            return call_async(ctx, fn, *args, **kwargs).get().unpickle()
+            return recv.get().unpickle()
         except mitogen.core.CallError as exc:
             raise RemoteError(str(exc)) from exc
         except mitogen.core.ChannelError as exc:
@@ -140,8 +157,8 @@ class Session(object):
 
     def close(self) -> None:
         """Return the references this session took."""
-        if self._held and mux_client.socket_path():
-            attachment = mux_client.attach()
+        attachment = mux_client.current()
+        if self._held and attachment is not None:
             for spec in self._held:
                 cast_service(attachment.mux, names.CONNECTIONS, "put", spec=spec)
         self._held = []
@@ -159,7 +176,7 @@ class Session(object):
     # -- commands and files -----------------------------------------------
 
     def run_command(self, cmd: str, stdin: bytes | None, become: bool, shell: str | None, cwd: str | None):
-        rc, out, err = self._call(become, commands.run_command, cmd, stdin=stdin, shell=shell, cwd=cwd)
+        rc, out, err = self._run(become, "command", cmd=cmd, stdin=stdin, shell=shell, cwd=cwd)
         return rc, bytes(out), bytes(err)
 
     def put_file(self, local_path: str, remote_path: str, become: bool = False) -> None:
@@ -201,7 +218,7 @@ class Session(object):
             # it into "The module interpreter ... was not found".
             LOG.debug("module interpreter %s missing: %s", payload.interpreter, exc)
             return 127, b"", ("/bin/sh: 1: %s: not found\n" % payload.interpreter).encode("utf-8", "replace")
-        path = ansiballz.store(payload, os.path.join(os.path.dirname(mux_client.socket_path()), "payloads"))
+        path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
         job_id = secrets.token_hex(16)
         spec = {
             "params": payload.params,
@@ -217,7 +234,13 @@ class Session(object):
         results = receiver_for(mux)
         cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
-        ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
+        if isolation == "inline":
+            ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
+        else:
+            # On a pool thread of its own: other workers' tasks on the same
+            # interpreter (delegation) run at the same time.
+            ack = call_service_async(ctx, names.TASK_RUNNER, "module", job_id=job_id, mux_id=mux.context_id,
+                                     payload_key=path, spec=spec)
         done = False
         try:
             result = self._await_result(results, ack, job_id)

@@ -11,7 +11,13 @@ loaded untouched and runs vanilla, in the same play.
 
 from __future__ import annotations
 
+import os
+
 from ansible_svc.controller import async_poll, compat, mux_process
+
+#: Set to a true value (1, yes, true, on) to run everything vanilla for one
+#: run, whatever ansible.cfg and the inventory say.
+DISABLE_ENV = "ANSIBLE_SVC_DISABLE"
 
 #: Connection names we serve, and the plugin that serves each.
 REDIRECTS = {
@@ -59,6 +65,28 @@ def load_vanilla_connection(name: str, play_context):
 
     get = getattr(connection_loader, "_ansible_svc_original", connection_loader.get_with_context)
     return get(name, play_context, None).object
+
+
+def disabled() -> bool:
+    """Whether ansible-svc is switched off for this run (``DISABLE_ENV``)."""
+    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "yes", "true", "on")
+
+
+def accelerated(base):
+    """Ansible's strategy class `base`, with ``install`` run before each play.
+
+    The ``svc_*`` strategy plugins are this and their documentation.
+    """
+
+    class StrategyModule(base):
+        def run(self, iterator, play_context):
+            if not disabled():
+                from ansible.utils.display import Display
+                install(self.ansible_name, self._tqm._forks, Display().verbosity)
+            return super().run(iterator, play_context)
+
+    StrategyModule.__name__ = StrategyModule.__qualname__ = "StrategyModule"
+    return StrategyModule
 
 
 def install(strategy_name: str, forks: int, verbosity: int) -> None:

@@ -57,7 +57,7 @@ import mitogen.su
 import mitogen.sudo
 
 from ansible_svc.rpc import call_async
-from ansible_svc.target import commands
+from ansible_svc.target import commands, runner
 
 LOG = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class ConnectionService(mitogen.service.Service):
             started_as = python or default
             context = start(started_as)
             try:
-                info = probe(context, commands.describe)
+                info = probe(context, runner.start)
             except mitogen.core.Error:
                 context.shutdown()
                 raise

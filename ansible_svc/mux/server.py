@@ -5,32 +5,38 @@ itself: one mitogen broker and router, one service pool, one unix listener.
 
 How it works:
 
-1. The strategy starts this process in its own session (so a Ctrl-C on the
-   terminal reaches the controller, not the connections) with a *lifeline*:
-   the read end of a pipe whose write end only the controller holds.
+1. A ``svc_*`` strategy starts this process in its own session (so a
+   Ctrl-C on the terminal reaches the controller, not the connections) with
+   a *lifeline*: the read end of a pipe whose write end only the controller
+   holds. Without a strategy (connection-only mode) the first worker that
+   needs it starts it, and it *watches the controller's pid* instead.
 2. The mux listens on a unix socket (mode 0600) in a private directory,
    prints ``READY`` on stdout and closes it.
 3. Workers attach to the socket; targets are children of this router.
-4. When the lifeline reads EOF (the controller exited, crashed or was
-   killed), or on SIGTERM, the mux removes its private directory and the
-   broker shuts down: every target stream is disconnected and every child
-   process reaped, so nothing is left running or on disk.
+4. When the lifeline reads EOF or the watched controller exits (normally,
+   crashed or killed), or on SIGTERM, the mux removes its private directory
+   and the broker shuts down: every target stream is disconnected and every
+   child process reaped, so nothing is left running or on disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
+import select
 import shutil
 import signal
 import sys
 import threading
+import time
 
 import mitogen.master
 import mitogen.service
 import mitogen.unix
 
+from ansible_svc import processes
 from ansible_svc.mux.connections import ConnectionService
 from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.mux.jobs import JobResultService
@@ -74,7 +80,44 @@ def _configure_logging(verbosity: int) -> None:
         logging.getLogger("mitogen").setLevel(logging.CRITICAL)
 
 
-def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
+def wait_for_lifeline(lifeline_fd: int) -> None:
+    """Return when the controller's end of the lifeline pipe is closed."""
+    while True:
+        try:
+            if not os.read(lifeline_fd, 4096):
+                return
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+
+
+def wait_for_exit(pid: int, start: str) -> None:
+    """Return when process `pid`, started at `start`, has exited.
+
+    A pidfd (Linux 5.3+) becomes readable when the process exits, child of
+    ours or not; elsewhere the process is looked at twice a second.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        # Checked after opening the pidfd: a pid reused meanwhile is seen.
+        if not processes.alive(pid, start):
+            return
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+            return
+        while processes.alive(pid, start):
+            time.sleep(0.5)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def serve(socket_path: str, controller_gone, pool_size: int) -> None:
+    """Serve until `controller_gone()` returns."""
     broker = mitogen.master.Broker()
     # Targets may talk only to the mux, and to a worker only to answer its
     # calls: a compromised target reaches no other target and no worker.
@@ -96,22 +139,22 @@ def serve(socket_path: str, lifeline_fd: int, pool_size: int) -> None:
         ],
         size=pool_size,
     )
-    mitogen.unix.Listener.build_stream(router, socket_path)
+    try:
+        mitogen.unix.Listener.build_stream(router, socket_path)
+    except OSError as exc:
+        # The broker's thread would keep this process alive: end it, so the
+        # starter sees the exit at once.
+        LOG.error("cannot listen on %s: %s", socket_path, exc)
+        _shutdown(broker, router, pool)
+        raise SystemExit(1)
 
     done = threading.Event()
 
-    def watch_lifeline():
-        while True:
-            try:
-                if not os.read(lifeline_fd, 4096):
-                    break
-            except InterruptedError:
-                continue
-            except OSError:
-                break
+    def watch_controller():
+        controller_gone()
         done.set()
 
-    threading.Thread(target=watch_lifeline, name="lifeline", daemon=True).start()
+    threading.Thread(target=watch_controller, name="controller", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -143,10 +186,17 @@ def _shutdown(broker, router, pool) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ansible_svc.mux")
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--lifeline-fd", type=int, required=True)
+    ends = parser.add_mutually_exclusive_group(required=True)
+    ends.add_argument("--lifeline-fd", type=int, help="end when this pipe reads EOF")
+    ends.add_argument("--watch", metavar="PID:START", help="end when this process exits")
     parser.add_argument("--pool-size", type=int, default=16)
     parser.add_argument("--verbosity", type=int, default=0)
     args = parser.parse_args(argv)
     _configure_logging(args.verbosity)
-    serve(args.socket, args.lifeline_fd, args.pool_size)
+    if args.watch:
+        pid, start = args.watch.split(":", 1)
+        controller_gone = functools.partial(wait_for_exit, int(pid), start)
+    else:
+        controller_gone = functools.partial(wait_for_lifeline, args.lifeline_fd)
+    serve(args.socket, controller_gone, args.pool_size)
     return 0

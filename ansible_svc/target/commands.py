@@ -29,6 +29,10 @@ EXIT_POLL = 0.1
 #: After the shell exited, how long output still in flight may take.
 EXIT_GRACE = 0.2
 
+#: Commands running now (pid, which is also their process group): hung up
+#: on when the interpreter ends, as sshd hangs up on a session.
+RUNNING = set()
+
 
 def describe():
     """Facts the controller wants once per interpreter."""
@@ -101,12 +105,16 @@ def run_command(cmd, stdin=None, shell=None, cwd=None):
         # process group cannot take this interpreter with it.
         start_new_session=True,
     )
-    if stdin:
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
-    elif proc.stdin is not None:
-        proc.stdin.close()
-    stdout, stderr = _read_until_exit(proc)
-    return proc.wait(), mitogen.core.Blob(stdout), mitogen.core.Blob(stderr)
+    RUNNING.add(proc.pid)
+    try:
+        if stdin:
+            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        elif proc.stdin is not None:
+            proc.stdin.close()
+        stdout, stderr = _read_until_exit(proc)
+        return proc.wait(), mitogen.core.Blob(stdout), mitogen.core.Blob(stderr)
+    finally:
+        RUNNING.discard(proc.pid)
 
 
 def _feed(pipe, data):

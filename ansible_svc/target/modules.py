@@ -37,6 +37,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 import types
 import warnings
@@ -47,10 +48,14 @@ import io
 import mitogen.core
 import mitogen.service
 
-from ansible_svc.target import filecache
+from ansible_svc.rpc import call_service_async
+from ansible_svc.target import commands, filecache
 
 #: How long a worker's pushed payload may take to arrive from the mux.
 PAYLOAD_TIMEOUT = 120.0
+
+#: How long the mux may take to accept a job's result.
+PUSH_TIMEOUT = 60.0
 
 #: After the module's process exits, how long to keep reading output that a
 #: daemon it left behind may still hold open (vanilla ssh would hang here).
@@ -78,6 +83,8 @@ _PAYLOAD_DIR = None
 _RUNNING = {}
 #: The job running inline in this interpreter, if any.
 _INLINE_JOB = []
+#: Not empty once this interpreter is shutting down.
+_ENDING = []
 #: The child forked ahead of the next forked task, if any (see _Child).
 _SPARE = None
 #: Modules imported into this interpreter by _preload: name -> the source
@@ -201,14 +208,21 @@ def _remove_payload_dir(path, pid):
 
 _WATCHING = []
 
+#: Held while the interpreter's state changes (payloads arriving and their
+#: imports, inline runs) and while it forks: a child must never copy a
+#: half-done change. Task processes then run, and are waited for, unlocked.
+_STATE_LOCK = threading.RLock()
 
-def _set_up_once(router):
-    """Clean up running modules and payloads however this interpreter ends,
-    and start the TaskControl service while the main thread is free.
 
-    An orderly end is the broker's shutdown. But when the login interpreter
-    goes first, sshd hangs up its session and sudo passes SIGHUP or SIGTERM
-    on to a become interpreter before its own shutdown could run.
+def set_up(router):
+    """Clean up running modules and payloads however this interpreter ends.
+    Main thread only (signal handlers); before the service pool exists.
+
+    An orderly end is the broker's shutdown: modules are hung up on first,
+    then the pool stops and joins its threads (which wait for the modules
+    they run), so the pool must be created after this. But when the login
+    interpreter goes first, sshd hangs up its session and sudo passes SIGHUP
+    or SIGTERM on to a become interpreter before its own shutdown could run.
     """
     if _WATCHING:
         return
@@ -216,7 +230,6 @@ def _set_up_once(router):
     mitogen.core.listen(router.broker, "shutdown", _kill_running)
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _on_hangup)
-    mitogen.service.get_or_create_pool(router=router).get_service(TaskControl.name())
 
 
 def _on_hangup(signum, frame):
@@ -227,6 +240,11 @@ def _on_hangup(signum, frame):
 
 
 def get_payload(router, key):
+    with _STATE_LOCK:
+        return _get_payload(router, key)
+
+
+def _get_payload(router, key):
     payload = _PAYLOADS.get(key)
     if payload is None:
         service = filecache.get_service(router)
@@ -524,7 +542,8 @@ def _killed(status, out, err):
 def run_payload(payload, spec, job_id=None):
     """Run the module described by `spec` in a forked child; return
     ``(rc, out, err)``."""
-    child = _take_spare(payload.key) or _Child.fork()
+    with _STATE_LOCK:
+        child = _take_spare(payload.key) or _Child.fork()
     _RUNNING[child.pid] = job_id
     try:
         child.start(payload.key, spec)
@@ -613,21 +632,23 @@ def _take_spare(key):
 def _fork_spare():
     """Fork the next task's child now, while the interpreter is idle."""
     global _SPARE
-    if _SPARE is not None:
-        return
-    try:
-        _SPARE = _Child.fork()
-    except OSError as exc:
-        logging.getLogger(__name__).debug("could not fork a spare task process: %s", exc)
+    with _STATE_LOCK:
+        if _SPARE is not None:
+            return
+        try:
+            _SPARE = _Child.fork()
+        except OSError as exc:
+            logging.getLogger(__name__).debug("could not fork a spare task process: %s", exc)
 
 
 def _kill_running():
     """Hang up on running modules when the connection goes away.
 
     Vanilla ssh gets the same from sshd: a SIGHUP to the session. Modules
-    that ignore it are killed, so nothing outlives the run.
+    and commands that ignore it are killed, so nothing outlives the run.
     """
-    _hang_up(list(_RUNNING))
+    _ENDING.append(True)
+    _hang_up(list(_RUNNING) + list(commands.RUNNING))
 
 
 def _hang_up(pids):
@@ -640,7 +661,7 @@ def _hang_up(pids):
             except OSError:
                 pass
         deadline = time.time() + 1.0
-        while any(pid in _RUNNING for pid in pids) and time.time() < deadline:
+        while any(pid in _RUNNING or pid in commands.RUNNING for pid in pids) and time.time() < deadline:
             time.sleep(0.05)
 
 
@@ -698,31 +719,54 @@ def _descendants(root, spare=None):
 
 @mitogen.core.takes_router
 def run_module(job_id, mux_id, payload_key, spec, router=None):
+    """Run one module job inline, on the main thread (forked ones run on
+    pool threads: ``runner.TaskRunner.module``)."""
+    set_up(router)
+    return run_job(router, job_id, mux_id, payload_key, spec)
+
+
+def run_job(router, job_id, mux_id, payload_key, spec):
     """Run one module job and push its result to the mux's JobResultService.
 
     Returns a small acknowledgement; the result itself travels through the
     service so that it reaches whoever listens for the job.
     """
     from ansible_svc import names
-    _set_up_once(router)
     forked = False
     try:
         payload = get_payload(router, payload_key)
         if spec.get("isolation") == "inline":
             from ansible_svc.target import inline
-            _INLINE_JOB[:] = [job_id]
-            try:
-                rc, out, err = inline.run_inline(payload, spec)
-            finally:
-                del _INLINE_JOB[:]
+            with _STATE_LOCK:
+                _INLINE_JOB[:] = [job_id]
+                try:
+                    rc, out, err = inline.run_inline(payload, spec)
+                finally:
+                    del _INLINE_JOB[:]
         else:
             rc, out, err = run_payload(payload, spec, job_id)
             forked = True
         result = {"rc": rc, "stdout": mitogen.core.Blob(out), "stderr": mitogen.core.Blob(err)}
     except mitogen.core.TimeoutError:
         result = {"error": "module payload %s did not arrive from the controller within %ss" % (payload_key, PAYLOAD_TIMEOUT)}
-    mux = mitogen.core.Context(router, mux_id)
-    accepted = mux.call_service(names.JOBS, "push", job_id=job_id, result=result)
-    if forked:
+    accepted = _push(mitogen.core.Context(router, mux_id), names.JOBS, job_id, result)
+    if forked and not _ENDING:
         _fork_spare()
-    return {"pushed": bool(accepted)}
+    return {"pushed": accepted}
+
+
+def _push(mux, service, job_id, result):
+    """Push a job's result; whether the mux accepted it. Gives up when the
+    interpreter starts shutting down (its broker no longer carries the
+    answer, and its shutdown waits for this thread) or after PUSH_TIMEOUT."""
+    recv = call_service_async(mux, service, "push", job_id=job_id, result=result)
+    deadline = time.time() + PUSH_TIMEOUT
+    while not _ENDING and time.time() < deadline:
+        try:
+            return bool(recv.get(timeout=0.2).unpickle())
+        except mitogen.core.TimeoutError:
+            continue
+        except mitogen.core.Error as exc:
+            logging.getLogger(__name__).debug("job %s: push failed: %s", job_id, exc)
+            return False
+    return False

@@ -9,8 +9,11 @@ description:
   - Starts one Python interpreter on the controller (per account and interpreter) and keeps it for the
     whole C(ansible-playbook) run; each task is one call to it. With C(become), a second interpreter
     runs as the become user (C(sudo) or C(su)).
-  - Used automatically for hosts whose connection is C(local) when the play runs with the C(svc_linear)
-    strategy. Like C(ansible.builtin.local), it runs as the account running C(ansible-playbook)
+  - Set it as a host's connection (C(ansible_connection), or C(transport) in C(ansible.cfg) for every
+    host) under any strategy; the first worker that needs it starts the run's mux. It is also used
+    automatically for hosts whose connection is C(local) when the play runs with a C(svc_*) strategy.
+  - With the environment variable E(ANSIBLE_SVC_DISABLE) set to a true value, every operation goes to
+    C(ansible.builtin.local) instead. Like C(ansible.builtin.local), it runs as the account running C(ansible-playbook)
     (C(remote_user) does not apply), and modules, commands and relative paths start from the directory
     C(ansible-playbook) was started in.
 author: ansible-svc contributors
@@ -91,7 +94,7 @@ class Connection(SvcConnectionBase):
 
     def __init__(self, *args, **kwargs):
         if IMPORT_ERROR is not None:
-            raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages (pip install ansible-svc): %s" % IMPORT_ERROR)
+            raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages: %s" % IMPORT_ERROR)
         super().__init__(*args, **kwargs)
 
     def build_spec(self):

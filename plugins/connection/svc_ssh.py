@@ -9,8 +9,11 @@ description:
   - Starts one Python interpreter per target, account and connection settings over ssh, and keeps it
     for the whole C(ansible-playbook) run. Modules are sent once and cached on the target; each task is
     one call. With C(become), a second interpreter runs as the become user (C(sudo) or C(su)).
-  - Used automatically for hosts whose connection is C(ssh) when the play runs with the C(svc_linear)
-    strategy. Option names, variables and precedence are those of C(ansible.builtin.ssh), so inventories
+  - Set it as a host's connection (C(ansible_connection), or C(transport) in C(ansible.cfg) for every
+    host) under any strategy; the first worker that needs it starts the run's mux. It is also used
+    automatically for hosts whose connection is C(ssh) when the play runs with a C(svc_*) strategy.
+  - With the environment variable E(ANSIBLE_SVC_DISABLE) set to a true value, every operation goes to
+    C(ansible.builtin.ssh) instead. Option names, variables and precedence are those of C(ansible.builtin.ssh), so inventories
     work unchanged.
   - ControlMaster, ControlPersist and ControlPath options are dropped from the ssh arguments, because the
     interpreter's ssh connection is itself persistent, and a shared master would outlive the run.
@@ -213,7 +216,7 @@ class Connection(SvcConnectionBase):
 
     def __init__(self, *args, **kwargs):
         if IMPORT_ERROR is not None:
-            raise AnsibleError("svc_ssh needs the ansible_svc and mitogen Python packages (pip install ansible-svc): %s" % IMPORT_ERROR)
+            raise AnsibleError("svc_ssh needs the ansible_svc and mitogen Python packages: %s" % IMPORT_ERROR)
         super().__init__(*args, **kwargs)
 
     def build_spec(self):

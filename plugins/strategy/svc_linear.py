@@ -10,8 +10,10 @@ description:
     but hosts whose connection is C(ssh) or C(local) are served by ansible-svc's C(svc_ssh) and
     C(svc_local) connection plugins, which keep one Python interpreter per target and account for
     the whole run and run each module as one RPC.
-  - Starts one mux process per C(ansible-playbook) run, which ends with the run.
+  - Starts one mux process per C(ansible-playbook) or C(ansible) run, which ends with the run.
   - Hosts using any other connection type run vanilla, unchanged, in the same play.
+  - With the environment variable E(ANSIBLE_SVC_DISABLE) set to a true value, the play runs as
+    C(ansible.builtin.linear), all vanilla.
   - Strategy plugins take no options; tune the connection plugins instead
     (see C(ansible-doc -t connection svc_ssh)).
 author: ansible-svc contributors
@@ -19,26 +21,18 @@ version_added: 0.1.0
 """
 
 from ansible.errors import AnsibleError
-from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
-from ansible.utils.display import Display
+from ansible.plugins.strategy.linear import StrategyModule as Base
 
 try:
-    from ansible_svc.controller import strategy as svc_strategy
+    from ansible_svc.controller.strategy import accelerated
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    svc_strategy = None
     IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
 
-display = Display()
-
-
-class StrategyModule(LinearStrategyModule):
-    def run(self, iterator, play_context):
-        if svc_strategy is None:
+    class StrategyModule(Base):
+        def run(self, iterator, play_context):
             raise AnsibleError(
-                "the svc_linear strategy needs the ansible_svc and mitogen Python packages in the "
-                "Python that runs Ansible (pip install ansible-svc): %s" % IMPORT_ERROR
+                "the %s strategy needs the ansible_svc and mitogen Python packages in the "
+                "Python that runs Ansible: %s" % (self.ansible_name, IMPORT_ERROR)
             )
-        svc_strategy.install(self.ansible_name, self._tqm._forks, display.verbosity)
-        return super().run(iterator, play_context)
+else:
+    StrategyModule = accelerated(Base)

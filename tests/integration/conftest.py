@@ -42,3 +42,15 @@ def sshd_alive(ssh_env) -> int:
 def playbook(tmp_path):
     """run_playbook with this test's tmp_path bound: playbook(text, inventory=..., ...)."""
     return functools.partial(run_playbook, tmp_path=tmp_path)
+
+
+@pytest.fixture
+def run_tmpdir():
+    """A TMPDIR for ansible-playbook, short enough for the mux's socket path
+    (unix sockets take 107 bytes; pytest's tmp_path is long); removed after."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    path = Path(tempfile.mkdtemp(prefix='svc-t-', dir='/tmp'))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

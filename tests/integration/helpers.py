@@ -146,6 +146,41 @@ def inventory_for(ssh_env: dict, user: str = 'svc-login', become: bool = False, 
     return '\n'.join(['[all]', ' '.join(target), local, ''])
 
 
+def connection_only(inventory: str, fqcn: bool = False) -> str:
+    """`inventory` (from inventory_for) with our connections set per host."""
+    prefix = 'ansible_svc.accel.' if fqcn else ''
+    lines = []
+    for line in inventory.splitlines():
+        if line.startswith('target '):
+            line += f' ansible_connection={prefix}svc_ssh'
+        line = line.replace('ansible_connection=local', f'ansible_connection={prefix}svc_local')
+        lines.append(line)
+    return '\n'.join(lines) + '\n'
+
+
+def wait_while_running(proc, pred, what: str, timeout: float = 60):
+    """Poll `pred()` until it returns something true, and return that; fail
+    the test if `proc` (a started ansible-playbook) exits first, or after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = pred()
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f'ansible-playbook exited before {what} ({proc.returncode}):\n{proc.stdout.read()}')
+        time.sleep(0.1)
+    pytest.fail(f'{what} did not happen within {timeout}s')
+
+
+def mux_dirs(tmpdir: Path) -> list[Path]:
+    """Mux directories in `tmpdir` (the run's TMPDIR): a strategy's
+    (``ansible-svc-XXXXXXXX``) and connection-only runs'
+    (``ansible-svc-<uid>/run-*``; the per-user parent stays, empty)."""
+    base = Path(tmpdir) / f'ansible-svc-{os.getuid()}'
+    return [p for p in Path(tmpdir).glob('ansible-svc-*') if p != base] + list(base.glob('run-*'))
+
+
 @dataclass
 class PlaybookResult:
     rc: int

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from helpers import (PrivateSshd, inventory_for, new_svc_processes_after, prepare_playbook, processes, read_results,
-                     run_playbook, svc_processes)
+                     run_playbook, svc_processes, wait_while_running)
 
 FAULT_PB = """
 - hosts: target
@@ -31,15 +31,10 @@ FAULT_PB = """
 
 
 def _wait_for(pred, what, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [pid for pid, (user, cmd) in processes().items() if pred(user, cmd)]
-        if found:
-            return found
-        if proc.poll() is not None:
-            pytest.fail(f'ansible-playbook exited before {what}:\n{proc.stdout.read()}')
-        time.sleep(0.1)
-    pytest.fail(f'no {what} within {timeout}s')
+    """Pids of the processes (user, command line) that `pred` picks, once
+    there are any."""
+    return wait_while_running(proc, lambda: [pid for pid, (user, cmd) in processes().items() if pred(user, cmd)],
+                              what, timeout)
 
 
 @pytest.mark.parametrize('victim', ['mux', 'interpreter'])

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from helpers import inventory_for, new_svc_processes_after, run_playbook, svc_processes
+import pytest
+
+from helpers import connection_only, inventory_for, mux_dirs, new_svc_processes_after, run_playbook, svc_processes
 
 # An ssh and a local interpreter, and a become one.
 COMMON_TASKS = """
@@ -20,11 +24,14 @@ COMMON_TASKS = """
       command: id -un
       become: true
       when: inventory_hostname == 'target'
+    - name: parent
+      shell: "cat /proc/$PPID/cmdline | tr '\\\\0' ' '"
 """
 
 PB = COMMON_TASKS + """    - name: copy
       copy: content="x" dest="{{ lookup('env', 'SVC_TEST_OUT') }}/{{ inventory_hostname }}"
 """
+
 
 def _tmp_svc_dirs():
     return set(glob.glob('/tmp/ansible-svc-*'))
@@ -34,22 +41,29 @@ def _fmt(procs):
     return '\n'.join(f'  {pid} {user}: {cmd[:200]}' for pid, (user, cmd) in sorted(procs.items()))
 
 
-def test_normal_exit_leaves_nothing(ssh_env, sshd_alive, tmp_path):
+@pytest.mark.parametrize('mode', ['svc_linear', 'connection'])
+def test_normal_exit_leaves_nothing(ssh_env, sshd_alive, tmp_path, run_tmpdir, mode):
     before = svc_processes()
     dirs_before = _tmp_svc_dirs()
-    private_tmp = tmp_path / 'tmpdir'
-    private_tmp.mkdir()
-    import tempfile
+    private_tmp = run_tmpdir
+    # Where svc-login can write (pytest's tmp_path is private to root).
     out = Path(tempfile.mkdtemp(prefix='svc-proc-out-'))
     os.chmod(out, 0o1777)
-    r = run_playbook(PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
-                     env={'TMPDIR': str(private_tmp), 'SVC_TEST_OUT': str(out)}).assert_ok()
+    inventory, strategy = inventory_for(ssh_env), 'svc_linear'
+    if mode == 'connection':
+        inventory, strategy = connection_only(inventory), 'linear'
+    try:
+        r = run_playbook(PB, tmp_path=tmp_path, inventory=inventory, strategy=strategy,
+                         env={'TMPDIR': str(private_tmp), 'SVC_TEST_OUT': str(out)}).assert_ok()
+    finally:
+        shutil.rmtree(out)
     assert r.task('become', 'target')['result']['stdout'] == 'root'
+    assert 'mitogen:ansible-svc' in r.task('parent', 'target')['result']['stdout']
     left = new_svc_processes_after(before)
     assert not left, 'processes left after a normal exit:\n' + _fmt(left)
     # The mux's private dir (controller TMPDIR) and the targets' payload
     # dirs (/tmp of svc-login and root) are gone too.
-    assert not list(private_tmp.glob('ansible-svc-*')), list(private_tmp.iterdir())
+    assert not mux_dirs(private_tmp), list(private_tmp.rglob('*'))
     assert _tmp_svc_dirs() - dirs_before == set()
 
 

@@ -1,6 +1,7 @@
 """Signals to the controller end the run promptly and leave nothing behind
-(issue 12), in each phase a run spends its time in: a sync task, an async
-task with ``poll: N``, and an ``async_status`` polling loop.
+(issue 12), in each phase a run spends its time in: a sync task (a module,
+or ``raw``), an async task with ``poll: N``, and an ``async_status`` polling
+loop.
 
 Ctrl-C is SIGINT to the whole foreground process group, as a terminal sends
 it; SIGKILL goes to ``ansible-playbook`` alone (its workers, in sessions of
@@ -17,7 +18,8 @@ import time
 
 import pytest
 
-from helpers import inventory_for, prepare_playbook, processes, read_results, svc_processes
+from helpers import (connection_only, inventory_for, mux_dirs, prepare_playbook, processes, read_results, svc_processes,
+                     wait_while_running)
 
 PB = """
 - hosts: all
@@ -32,6 +34,9 @@ PB = """
     - name: sync
       command: sleep {{ sleep_for }}
       when: phase == 'sync'
+    - name: raw
+      raw: sleep {{ sleep_for }}
+      when: phase == 'raw'
     - name: async poll
       command: sleep {{ sleep_for }}
       async: 120
@@ -84,29 +89,22 @@ def _job_of(pid):
     return chain
 
 
-def _wait_until(pred, what, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = pred()
-        if found:
-            return found
-        if proc.poll() is not None:
-            pytest.fail(f'ansible-playbook exited before {what} ({proc.returncode}):\n{proc.stdout.read()}')
-        time.sleep(0.1)
-    pytest.fail(f'{what} did not happen within {timeout}s')
-
-
 @pytest.mark.parametrize('how', ['sigint', 'sigkill'])
-@pytest.mark.parametrize('phase', ['sync', 'async_poll', 'async_status'])
-def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path, phase, how):
+@pytest.mark.parametrize('phase', ['sync', 'raw', 'async_poll', 'async_status'])
+@pytest.mark.parametrize('mode', ['svc_linear', 'connection'])
+def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path, run_tmpdir, mode, phase, how):
+    """`mode`: the strategy starts the mux (lifeline), or (connection-only
+    mode, stock linear) the first worker does (the mux watches the pid)."""
     before = svc_processes()
     # A sleep length unique to this case, to recognise its task processes.
-    case = ['sync', 'async_poll', 'async_status'].index(phase) * 2 + (how == 'sigkill')
-    sleep_for = '90.%d' % (os.getpid() % 1000 * 10 + case)
-    (tmp_path / 'tmpdir').mkdir()
-    cmd, env, results_file = prepare_playbook(PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
+    case = (['sync', 'raw', 'async_poll', 'async_status'].index(phase) * 2 + (how == 'sigkill')) * 2 + (mode == 'connection')
+    sleep_for = '90.%d' % (os.getpid() % 1000 * 100 + case)
+    inventory, strategy = inventory_for(ssh_env), 'svc_linear'
+    if mode == 'connection':
+        inventory, strategy = connection_only(inventory), 'linear'
+    cmd, env, results_file = prepare_playbook(PB, tmp_path=tmp_path, inventory=inventory, strategy=strategy,
                                               extra_vars={'sleep_for': sleep_for, 'phase': phase},
-                                              env={'TMPDIR': str(tmp_path / 'tmpdir')})
+                                              env={'TMPDIR': str(run_tmpdir)})
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -123,7 +121,7 @@ def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path,
         return len([r for r in read_results(results_file)[0] if r['task'] == 'async start']) == 2
 
     try:
-        _wait_until(in_phase, f'the {phase} phase', proc)
+        wait_while_running(proc, in_phase, f'the {phase} phase')
         if how == 'sigint':
             os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does
         else:
@@ -137,7 +135,7 @@ def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path,
         # A sync task's processes go; an async job is detached and stays.
         deadline = signalled + LEFTOVER_BOUND
         while True:
-            job = set().union(set(), *(_job_of(pid) for pid in sleeps())) if phase != 'sync' else set()
+            job = set().union(set(), *(_job_of(pid) for pid in sleeps())) if phase.startswith('async') else set()
             left = {p: v for p, v in svc_processes().items() if p not in before and p not in job}
             # Ansible's workers (forks of ansible-playbook, whose argv names
             # this test's files) must go too, orphaned or not.
@@ -146,13 +144,13 @@ def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path,
                 break
             time.sleep(0.1)
         assert not left, f'left {time.monotonic() - signalled:.1f}s after {how}:\n' + _fmt(left)
-        if phase == 'sync':
-            assert not sleeps(), 'the sync task still runs'
+        if not phase.startswith('async'):
+            assert not sleeps(), f'the {phase} task still runs'
         else:
             assert len(sleeps()) == 2, 'the async jobs did not survive the run, as under vanilla'
-        while list((tmp_path / 'tmpdir').glob('ansible-svc-*')) and time.monotonic() < deadline:
+        while mux_dirs(run_tmpdir) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not list((tmp_path / 'tmpdir').glob('ansible-svc-*')), f'mux directory left after {how}'
+        assert not mux_dirs(run_tmpdir), f'mux directory left after {how}'
         results, _ = read_results(results_file)
         assert not [r for r in results if r['task'] == 'never reached']
     finally:

@@ -1,0 +1,38 @@
+# Copyright (c) ansible-svc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = """
+name: svc_host_pinned
+short_description: Ansible's host_pinned strategy, with tasks run through persistent target interpreters
+description:
+  - Runs plays exactly like C(ansible.builtin.host_pinned) (like C(free), but a host keeps its fork slot until it is done with the play),
+    but hosts whose connection is C(ssh) or C(local) are served by ansible-svc's C(svc_ssh) and
+    C(svc_local) connection plugins, which keep one Python interpreter per target and account for
+    the whole run and run each module as one RPC.
+  - Starts one mux process per C(ansible-playbook) or C(ansible) run, which ends with the run.
+  - Hosts using any other connection type run vanilla, unchanged, in the same play.
+  - With the environment variable E(ANSIBLE_SVC_DISABLE) set to a true value, the play runs as
+    C(ansible.builtin.host_pinned), all vanilla.
+  - Strategy plugins take no options; tune the connection plugins instead
+    (see C(ansible-doc -t connection svc_ssh)).
+author: ansible-svc contributors
+version_added: 0.2.0
+"""
+
+from ansible.errors import AnsibleError
+from ansible.plugins.strategy.host_pinned import StrategyModule as Base
+
+try:
+    from ansible_svc.controller.strategy import accelerated
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    IMPORT_ERROR = exc
+
+    class StrategyModule(Base):
+        def run(self, iterator, play_context):
+            raise AnsibleError(
+                "the %s strategy needs the ansible_svc and mitogen Python packages in the "
+                "Python that runs Ansible: %s" % (self.ansible_name, IMPORT_ERROR)
+            )
+else:
+    StrategyModule = accelerated(Base)
