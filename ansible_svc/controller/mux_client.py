@@ -20,6 +20,8 @@ import mitogen.fork
 import mitogen.master
 import mitogen.unix
 
+from ansible_svc import threads
+
 #: Environment variable carrying the mux socket path from the strategy to the
 #: workers it forks.
 SOCKET_ENV = "ANSIBLE_SVC_MUX_SOCKET"
@@ -84,7 +86,10 @@ def attach() -> Attachment:
             # meta: reset_connection): drop its latches' sockets and locks.
             mitogen.fork.on_fork()
         _mitogen_pid = os.getpid()
-        broker = mitogen.master.Broker()
+        with threads.signals_blocked():
+            # Its threads must leave SIGINT/SIGTERM to the worker's main
+            # thread, which Ansible ends with them.
+            broker = mitogen.master.Broker()
         try:
             router, mux = mitogen.unix.connect(path, broker=broker)
         except mitogen.unix.ConnectError as exc:

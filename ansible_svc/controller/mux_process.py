@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import select
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -229,14 +228,17 @@ def socket_for_run(pool_size: int, verbosity: int) -> tuple[str, bool]:
                 if time.monotonic() > deadline:
                     raise MuxStartError("timed out after %ds waiting for another worker to start the ansible-svc mux" % RENDEZVOUS_TIMEOUT)
                 time.sleep(0.02)
-        if _accepts(socket_path):
+        pidfile = os.path.join(directory, "mux.pid")
+        if _names_a_live_process(pidfile):
             return socket_path, False
         if not processes.alive(pid, start):
             raise MuxStartError("the run's controller process %d is gone" % pid)
         _remove_dead_runs(base)
         from ansible_svc.controller import compat
         compat.check_version()  # once per run: only the starting worker gets here
-        MuxProcess.start(pool_size, verbosity, directory=directory, watch=(pid, start))
+        mux = MuxProcess.start(pool_size, verbosity, directory=directory, watch=(pid, start))
+        with open(pidfile, "w") as fp:
+            fp.write("%d %s\n" % (mux.proc.pid, processes.start_time(mux.proc.pid) or ""))
         return socket_path, True
 
 
@@ -260,17 +262,14 @@ def _private_dir(path: str) -> str:
     return path
 
 
-def _accepts(socket_path: str) -> bool:
-    """Whether a mux listens on `socket_path`."""
-    if not os.path.exists(socket_path):
+def _names_a_live_process(pidfile: str) -> bool:
+    """Whether `pidfile` ("pid start") names a process that still runs."""
+    try:
+        with open(pidfile) as fp:
+            pid, _, start = fp.read().strip().partition(" ")
+        return processes.alive(int(pid), start)
+    except (OSError, ValueError):
         return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5.0)
-        try:
-            sock.connect(socket_path)
-        except OSError:
-            return False
-    return True
 
 
 def _remove_dead_runs(base: str) -> None:

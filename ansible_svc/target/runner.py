@@ -15,6 +15,7 @@ code may set signal handlers, which only the main thread can).
 import mitogen.core
 import mitogen.service
 
+from ansible_svc import threads
 from ansible_svc.target import commands, modules
 
 #: Pool threads: tasks of this interpreter that can run at once, plus the
@@ -27,7 +28,8 @@ def start(router=None):
     """Set this interpreter up to run tasks (on its main thread, as the
     mux's first call), and return the facts the controller wants of it."""
     modules.set_up(router)
-    pool = mitogen.service.get_or_create_pool(size=POOL_SIZE, router=router)
+    with threads.signals_blocked():  # SIGHUP/SIGTERM are the main thread's
+        pool = mitogen.service.get_or_create_pool(size=POOL_SIZE, router=router)
     pool.get_service(TaskRunner.name())
     pool.get_service(modules.TaskControl.name())
     return commands.describe()

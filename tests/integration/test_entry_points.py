@@ -28,6 +28,11 @@ DIFFERS = frozenset({'ansible_job_id', 'results_file', 'erased', 'dest', 'attemp
 
 STARTED = 'started the ansible-svc mux'
 
+#: Not compared with vanilla: the parent process differs by design; and
+#: vanilla's own `poll` result once came back with an empty stdout (seen in
+#: a full-suite run), so its output is checked on each run instead.
+UNCOMPARED = {'parent', 'poll'}
+
 FEATURES_PB = """
 - hosts: all
   gather_facts: false
@@ -81,8 +86,12 @@ def out_dir():
 
 
 def _features(tmp_path, strategy, inventory, label, out, env=None):
-    return run_playbook(FEATURES_PB, tmp_path=tmp_path / label, strategy=strategy, inventory=inventory,
-                        extra_vars={'out': str(out), 'label': label}, args=['-vvv'], env=env).assert_ok()
+    run = run_playbook(FEATURES_PB, tmp_path=tmp_path / label, strategy=strategy, inventory=inventory,
+                       extra_vars={'out': str(out), 'label': label}, args=['-vvv'], env=env).assert_ok()
+    if label != 'vanilla':
+        for host in ('target', 'local'):
+            assert run.task('poll', host)['result']['stdout'] == 'polled', host
+    return run
 
 
 def _accelerated(run, hosts=('target', 'local')):
@@ -104,7 +113,7 @@ def test_svc_strategies_match_vanilla(tmp_path, sshd_alive, ssh_env, out_dir, st
     svc = _features(tmp_path, f'svc_{strategy}', inventory, 'svc', out_dir)
     _vanilla(vanilla)
     _accelerated(svc)
-    assert_same_results(vanilla, svc, drop=DIFFERS, skip_tasks={'parent'})
+    assert_same_results(vanilla, svc, drop=DIFFERS, skip_tasks=UNCOMPARED)
     assert svc.output.count(STARTED) == 0  # the strategy started it, in the controller
 
 
@@ -143,7 +152,7 @@ def test_connection_only_mode_matches_vanilla(tmp_path, sshd_alive, ssh_env, out
     svc = _features(tmp_path, strategy, connection_only(inventory_for(ssh_env)), 'svc', out_dir)
     _vanilla(vanilla)
     _accelerated(svc)
-    assert_same_results(vanilla, svc, drop=DIFFERS, skip_tasks={'parent'})
+    assert_same_results(vanilla, svc, drop=DIFFERS, skip_tasks=UNCOMPARED)
     assert svc.output.count(STARTED) == 1, svc.output
     assert 'strategy plugins not included in ansible.builtin are deprecated' not in svc.output
     assert svc.task('job status', 'target')['result']['ansible_svc']['source'] == 'service'
@@ -219,7 +228,7 @@ def test_switched_off_for_one_run(tmp_path, sshd_alive, ssh_env, out_dir, mode):
     _vanilla(off)
     assert 'ansible_svc' not in off.task('job status', 'target')['result']
     vanilla = _features(tmp_path, 'linear', inventory_for(ssh_env), 'vanilla', out_dir)
-    assert_same_results(vanilla, off, drop=DIFFERS, skip_tasks={'parent'})
+    assert_same_results(vanilla, off, drop=DIFFERS, skip_tasks=UNCOMPARED)
     results, _ = read_results(tmp_path / 'off' / 'results.jsonl')
     assert results
 
