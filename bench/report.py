@@ -10,7 +10,7 @@ from bench.runner import RunResult
 
 FAIL = 'FAIL'
 LABELS = {'vanilla': 'vanilla', 'reference': 'reference', 'svc': 'svc (ours)', 'floor': 'floor',
-          'svc-inline': 'svc inline'}
+          'svc-inline': 'svc inline', 'svc-conn': 'svc connection-only', 'svc-free': 'svc_free'}
 
 
 def cell(runs: list[RunResult], topology: str, workload: str, mode: str, metric: str = 'wall'):
@@ -132,7 +132,7 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
                              squeeze=False)
     width = 0.8 / len(modes)
     colors = {'vanilla': '#8c8c8c', 'reference': '#4c72b0', 'svc': '#dd8452', 'floor': '#55a868',
-              'svc-inline': '#c44e52'}
+              'svc-inline': '#c44e52', 'svc-conn': '#937860', 'svc-free': '#da8bc3'}
     for ax, topo in zip(axes[:, 0], topos):
         for i, mode in enumerate(modes):
             xs, ys, fails = [], [], []
