@@ -15,7 +15,6 @@ code may set signal handlers, which only the main thread can).
 import mitogen.core
 import mitogen.service
 
-from ansible_svc import threads
 from ansible_svc.target import commands, modules
 
 #: Pool threads: tasks of this interpreter that can run at once, plus the
@@ -28,8 +27,9 @@ def start(router=None):
     """Set this interpreter up to run tasks (on its main thread, as the
     mux's first call), and return the facts the controller wants of it."""
     modules.set_up(router)
-    with threads.signals_blocked():  # SIGHUP/SIGTERM are the main thread's
-        pool = mitogen.service.get_or_create_pool(size=POOL_SIZE, router=router)
+    # Not with signals blocked: module and command processes forked from the
+    # pool's threads would inherit the mask (vanilla's have none blocked).
+    pool = mitogen.service.get_or_create_pool(size=POOL_SIZE, router=router)
     pool.get_service(TaskRunner.name())
     pool.get_service(modules.TaskControl.name())
     return commands.describe()
