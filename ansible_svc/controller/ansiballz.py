@@ -141,7 +141,13 @@ def store(payload: ModulePayload, directory: str) -> str:
     """Write the payload's zip under its hash once; return the file path."""
     path = os.path.join(directory, payload.key + ".zip")
     if not os.path.exists(path):
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            # Not makedirs: the parent is the mux's directory, and a worker
+            # outliving its run must not create it again after the mux
+            # removed it (FileNotFoundError then).
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".part-")
         with os.fdopen(fd, "wb") as fp:
             fp.write(payload.zip_data)

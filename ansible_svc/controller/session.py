@@ -218,7 +218,10 @@ class Session(object):
             # it into "The module interpreter ... was not found".
             LOG.debug("module interpreter %s missing: %s", payload.interpreter, exc)
             return 127, b"", ("/bin/sh: 1: %s: not found\n" % payload.interpreter).encode("utf-8", "replace")
-        path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
+        try:
+            path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
+        except FileNotFoundError as exc:
+            raise TargetUnreachable("the ansible-svc mux is gone (its directory was removed): %s" % exc) from exc
         job_id = secrets.token_hex(16)
         spec = {
             "params": payload.params,

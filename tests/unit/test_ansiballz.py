@@ -104,3 +104,13 @@ def test_wrapper_call_keywords_are_the_ones_compat_knows(wrapper):
     call, _ = ansiballz._split_zip_literal(wrapper[start:])
     keywords = {kw.arg for kw in ast.parse(call.decode('utf-8')).body[0].value.keywords}
     assert keywords == compat.ANSIBALLZ_KNOWN
+
+
+def test_store_never_recreates_a_removed_mux_directory(wrapper, tmp_path):
+    """A worker that outlives its run (controller killed) must not bring the
+    mux's directory back after the mux removed it."""
+    payload = ansiballz.parse(wrapper)
+    gone = tmp_path / 'ansible-svc-gone'
+    with pytest.raises(FileNotFoundError):
+        ansiballz.store(payload, str(gone / 'payloads'))
+    assert not gone.exists()
