@@ -26,7 +26,10 @@ adapter method, with a contract check:
    (the target recognises both; tests/unit/test_compat_contract.py builds the
    commands with the installed core and checks the target recognises them);
 6. the private attributes we read (``TaskExecutor._connection`` and friends,
-   ``Templar._from_template_engine``).
+   ``Templar._from_template_engine``);
+7. the workers' result queue (``FinalQueue.put``), which
+   :func:`guard_result_queue` makes safe against the workers' own signal
+   handler.
 
 How it works:
 
@@ -50,7 +53,9 @@ import importlib.util
 import inspect
 import json
 import posixpath
+import os
 import re
+import signal
 import typing as t
 
 from ansible.utils.display import Display
@@ -342,8 +347,22 @@ def _check_async_wrapper(core: Core219) -> str | None:
     return None
 
 
+def _check_result_queue(core: Core219) -> str | None:
+    import multiprocessing.queues
+
+    from ansible.executor.process.worker import WorkerProcess
+    from ansible.executor.task_queue_manager import FinalQueue
+
+    if not issubclass(FinalQueue, multiprocessing.queues.SimpleQueue):
+        return "FinalQueue is not a multiprocessing SimpleQueue"
+    if not hasattr(WorkerProcess, "_term"):
+        return "WorkerProcess has no _term signal handler"
+    return None
+
+
 CHECKS: dict[str, t.Callable[[Core219], str | None]] = {
     "poll": _check_poll,
+    "result_queue": _check_result_queue,
     "results": _check_results,
     "ansiballz": _check_ansiballz,
     "async_wrapper": _check_async_wrapper,
@@ -352,6 +371,7 @@ CHECKS: dict[str, t.Callable[[Core219], str | None]] = {
 #: What steps aside when a check fails (for the warning).
 FALLBACKS = {
     "poll": "async tasks with poll > 0 are polled as vanilla does",
+    "result_queue": "Ctrl-C may hang the run as it can under vanilla",
     "results": "mitogen_async_status runs the builtin async_status, and async polls are vanilla's",
     "ansiballz": "modules run as vanilla's AnsiballZ wrapper, one Python per task",
     "async_wrapper": "async jobs run through vanilla's async_wrapper",
@@ -394,3 +414,44 @@ def reset() -> None:
 def wrapper_basename(word: str) -> bool:
     """Whether a command word names the async_wrapper module."""
     return posixpath.basename(word) in ("async_wrapper.py", "async_wrapper")
+
+
+#: The signals Ansible's workers end on, in a handler that calls ``os._exit``.
+WORKER_ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def guard_result_queue() -> None:
+    """Let a worker's signal handler run only between writes to the result
+    queue, never during one.
+
+    On SIGINT/SIGTERM a worker exits at once from its handler
+    (``WorkerProcess._term``). If that happens while it writes to the queue
+    shared with the controller, the queue's lock stays taken, and the
+    controller hangs for good when it puts its own end marker after the
+    play. A signal that arrives during a write is held and re-sent to the
+    worker right after it. Idempotent; in the controller (before workers
+    fork) and in workers (connection-only mode).
+    """
+    from ansible.executor.task_queue_manager import FinalQueue
+
+    if getattr(FinalQueue.put, "ansible_svc", False) or not contract_ok("result_queue"):
+        return
+    original = FinalQueue.put
+
+    def put(self, obj):
+        pending: list = []
+        try:
+            held = {signum: signal.signal(signum, lambda n, _f: pending.append(n)) for signum in WORKER_ENDING_SIGNALS}
+        except ValueError:  # not the main thread: handlers run only there
+            return original(self, obj)
+        try:
+            return original(self, obj)
+        finally:
+            for signum, handler in held.items():
+                signal.signal(signum, handler)
+            for signum in pending:
+                os.kill(os.getpid(), signum)
+
+    put.ansible_svc = True
+    put.ansible_svc_original = original
+    FinalQueue.put = put

@@ -36,7 +36,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 from ansible.utils.path import unfrackpath
 
-from ansible_svc.controller import ansiballz, async_jobs, async_poll, mux_client, spec as specs, strategy
+from ansible_svc.controller import ansiballz, async_jobs, async_poll, compat, mux_client, spec as specs, strategy
 from ansible_svc.controller.session import (
     AuthenticationFailed,
     BecomeFailed,
@@ -115,6 +115,7 @@ class SvcConnectionBase(ConnectionBase):
         if not self.switched_off and mux_client.socket_path() is None:
             # Connection-only mode: no strategy of ours set up this worker.
             async_poll.install()
+            compat.guard_result_queue()
         if self.on_controller:
             try:
                 self.default_user = getpass.getuser()

@@ -96,6 +96,7 @@ def install(strategy_name: str, forks: int, verbosity: int) -> None:
     from ansible.plugins.loader import connection_loader
 
     compat.check_all()
+    compat.guard_result_queue()
 
     mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
     redirect_connections(connection_loader, plugin_prefix(strategy_name))

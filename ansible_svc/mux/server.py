@@ -183,7 +183,7 @@ def _shutdown(broker, router, pool) -> None:
     timer.cancel()
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ansible_svc.mux")
     parser.add_argument("--socket", required=True)
     ends = parser.add_mutually_exclusive_group(required=True)
@@ -199,4 +199,9 @@ def main(argv=None) -> int:
     else:
         controller_gone = functools.partial(wait_for_lifeline, args.lifeline_fd)
     serve(args.socket, controller_gone, args.pool_size)
-    return 0
+    # Skip the interpreter's finalization: its last garbage collection was
+    # seen to take seconds (pool threads still around), and the controller
+    # waits for this exit.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)

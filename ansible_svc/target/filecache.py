@@ -20,15 +20,22 @@ Because keys are content hashes, a changed module is a new key: nothing
 stale is ever served, so no invalidation protocol is needed.
 """
 
+import time
+
 import mitogen.core
 import mitogen.service
+
+#: How often a waiting reader checks whether to give up.
+GIVE_UP_CHECK = 0.2
 
 
 class PushFileCache(mitogen.service.PushFileService):
     """mitogen's PushFileService with a bounded wait on the receiving side."""
 
-    def get_bounded(self, path, timeout):
-        """Return the bytes pushed for `path`, waiting at most `timeout` s.
+    def get_bounded(self, path, timeout, given_up=lambda: False):
+        """Return the bytes pushed for `path`, waiting at most `timeout` s,
+        and no longer once `given_up()` is true (the interpreter is ending:
+        nothing will arrive, and its shutdown waits for this thread).
 
         Raises :class:`mitogen.core.TimeoutError` when nothing arrives, for
         example because the mux was told about a file it could not read.
@@ -41,8 +48,14 @@ class PushFileCache(mitogen.service.PushFileService):
             self._waiters.setdefault(path, []).append(lambda: latch.put(None))
         finally:
             self._lock.release()
-        latch.get(timeout=timeout)
-        return self._cache[path]
+        deadline = time.time() + timeout
+        while True:
+            try:
+                latch.get(timeout=min(GIVE_UP_CHECK, max(0.0, deadline - time.time())))
+                return self._cache[path]
+            except mitogen.core.TimeoutError:
+                if given_up() or time.time() >= deadline:
+                    raise
 
 
 def get_service(router):

@@ -248,7 +248,7 @@ def _get_payload(router, key):
     payload = _PAYLOADS.get(key)
     if payload is None:
         service = filecache.get_service(router)
-        data = service.get_bounded(key, PAYLOAD_TIMEOUT)
+        data = service.get_bounded(key, PAYLOAD_TIMEOUT, given_up=_ending)
         payload = Payload(router, key, bytes(data))
         payload.warm()
         # The task puts the zip first on sys.path: every import it makes
@@ -259,7 +259,7 @@ def _get_payload(router, key):
         _preload(payload)
     elif not os.path.exists(payload.path):
         # An earlier task removed it (vanilla gives each task its own copy).
-        _write_payload(router, key, bytes(filecache.get_service(router).get_bounded(key, PAYLOAD_TIMEOUT)))
+        _write_payload(router, key, bytes(filecache.get_service(router).get_bounded(key, PAYLOAD_TIMEOUT, given_up=_ending)))
     return payload
 
 
@@ -639,6 +639,11 @@ def _fork_spare():
             _SPARE = _Child.fork()
         except OSError as exc:
             logging.getLogger(__name__).debug("could not fork a spare task process: %s", exc)
+
+
+def _ending():
+    """Whether this interpreter has begun to shut down."""
+    return bool(_ENDING)
 
 
 def _kill_running():

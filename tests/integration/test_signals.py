@@ -130,7 +130,11 @@ def test_a_signal_ends_the_run_and_leaves_nothing(ssh_env, sshd_alive, tmp_path,
         try:
             proc.wait(CTRL_C_BOUND)
         except subprocess.TimeoutExpired:
-            pytest.fail(f'ansible-playbook did not exit within {CTRL_C_BOUND}s of {how}')
+            stuck = {p: v for p, v in processes().items() if str(tmp_path) in v[1]}
+            stuck.update({p: v for p, v in svc_processes().items() if p not in before})
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f'ansible-playbook did not exit within {CTRL_C_BOUND}s of {how}; its output:\n'
+                        f'{proc.communicate()[0]}\nprocesses of the run then:\n{_fmt(stuck)}')
         print(f'{phase} {how}: exited {time.monotonic() - signalled:.2f}s after the signal')
         # A sync task's processes go; an async job is detached and stays.
         deadline = signalled + LEFTOVER_BOUND

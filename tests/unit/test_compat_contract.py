@@ -250,3 +250,39 @@ def test_discovery_values_are_the_installed_cores():
     listed = re.search(r"interpreter_out in \[([^\]]*)\]", inspect.getsource(module_common._get_shebang))
     assert listed, 'module_common._get_shebang no longer lists the discovery values'
     assert set(ast.literal_eval('[%s]' % listed.group(1))) == set(compat.adapter().discovery_values)
+
+
+# -- 7. the workers' result queue -----------------------------------------------
+
+
+def test_a_signal_during_a_result_queue_write_waits_for_the_write():
+    """A worker's SIGINT/SIGTERM handler ends it with os._exit: run inside a
+    write to the shared queue, it would leave the queue's lock taken and hang
+    the controller. The guard holds the signal until the write is done."""
+    import signal
+
+    from ansible.executor.task_queue_manager import FinalQueue
+
+    events = []
+    inherited = FinalQueue.put
+
+    def signalled_mid_write(self, obj):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while "writing"
+        events.append('wrote')
+        return inherited(self, obj)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: events.append('handler ran'))
+    FinalQueue.put = signalled_mid_write
+    queue = FinalQueue()
+    try:
+        compat.guard_result_queue()
+        assert FinalQueue.put is not signalled_mid_write, 'the guard was not installed'
+        queue.put('result')
+        assert events == ['wrote', 'handler ran']
+        assert queue.get() == 'result'
+        assert queue._wlock.acquire(timeout=1), 'the queue lock was left taken'
+        queue._wlock.release()
+    finally:
+        FinalQueue.put = inherited
+        signal.signal(signal.SIGTERM, previous)
+        queue.close()
