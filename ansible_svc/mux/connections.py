@@ -56,6 +56,7 @@ import mitogen.ssh
 import mitogen.su
 import mitogen.sudo
 
+from ansible_svc.mux import ssh
 from ansible_svc.rpc import call_async
 from ansible_svc.target import commands, runner
 
@@ -65,6 +66,13 @@ LOG = logging.getLogger(__name__)
 #: each. Others are refused with a clear error rather than half-supported.
 BECOME_METHODS = {"sudo": "sudo", "su": "su"}
 
+
+#: ssh keepalive (ServerAliveInterval, ServerAliveCountMax) when the spec
+#: names none (svc_ssh's options default to the same): a silently dead
+#: connection is found within 45 s. The user's own ServerAlive* ssh options
+#: replace both (``ssh.SshConnection``).
+KEEPALIVE_INTERVAL = 15
+KEEPALIVE_COUNT = 3
 
 #: Interpreter started when neither the task nor the inventory names one.
 DEFAULT_PYTHON = "python3"
@@ -84,21 +92,6 @@ def address_key(spec: dict) -> tuple:
     """Where and as whom a login goes: what ``reset`` shuts down."""
     return (spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"))
 
-
-def ssh_options_set(args, *names: str) -> bool:
-    """Whether ssh `args` set any of the ``-o`` options `names` (lower case),
-    in any of ssh's spellings: ``-o Name=v``, ``-oName=v``, ``-o "Name v"``."""
-    args = list(args or ())
-    for i, arg in enumerate(args):
-        if arg == "-o" and i + 1 < len(args):
-            option = args[i + 1]
-        elif arg.startswith("-o"):
-            option = arg[2:]
-        else:
-            continue
-        if option.replace("=", " ").split(" ", 1)[0].strip().lower() in names:
-            return True
-    return False
 
 class Entry(object):
     """One cached interpreter and who holds it."""
@@ -245,7 +238,8 @@ class ConnectionService(mitogen.service.Service):
         common = dict(python_path=shlex.split(python), connect_timeout=spec.get("timeout") or 30, remote_name="ansible-svc")
         if spec["transport"] == "local":
             return self.router.local(**common)
-        return self.router.ssh(
+        return ssh.connect(
+            self.router,
             hostname=spec["host"],
             port=spec.get("port"),
             username=spec.get("user"),
@@ -256,9 +250,8 @@ class ConnectionService(mitogen.service.Service):
             password=spec.get("password"),
             ssh_path=spec.get("ssh_path") or "ssh",
             ssh_args=list(spec.get("ssh_args") or ()),
-            # ssh takes the first value it is given, and mitogen's keepalive
-            # options come first: when the user sets their own, drop ours.
-            keepalive_enabled=not ssh_options_set(spec.get("ssh_args"), "serveraliveinterval", "serveralivecountmax"),
+            keepalive_interval=spec.get("keepalive_interval") or KEEPALIVE_INTERVAL,
+            keepalive_count=spec.get("keepalive_count") or KEEPALIVE_COUNT,
             check_host_keys=spec.get("check_host_keys") or "enforce",
             **common,
         )

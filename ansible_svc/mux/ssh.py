@@ -1,0 +1,75 @@
+"""The ssh connection that carries a target's login interpreter.
+
+Runs in the mux. Global state: none.
+
+mitogen builds the ssh command line with options of its own (``LogLevel``,
+``BatchMode``, ``StrictHostKeyChecking``, known-hosts files, keepalive)
+ahead of the user's ssh arguments. ssh takes the first value it is given
+for an option, so the user's would lose, where vanilla Ansible lets them
+win. :class:`SshConnection` leaves out each of mitogen's own options that
+the user's arguments set.
+"""
+
+from __future__ import annotations
+
+import mitogen.core
+import mitogen.ssh
+
+
+def option_names(args) -> set:
+    """The ``-o`` options (lower case) that ssh `args` set, in any of ssh's
+    spellings: ``-o Name=v``, ``-oName=v``, ``-o "Name v"``."""
+    args = list(args or ())
+    names = set()
+    for i, arg in enumerate(args):
+        if arg == "-o" and i + 1 < len(args):
+            option = args[i + 1]
+        elif arg.startswith("-o") and len(arg) > 2:
+            option = arg[2:]
+        else:
+            continue
+        name = option.replace("=", " ").split(" ", 1)[0].strip().lower()
+        if name:
+            names.add(name)
+    return names
+
+
+def without_overridden(argv: list, user_args: list) -> list:
+    """`argv` (an ssh command line that ends with `user_args` and what
+    follows them) minus the ``-o`` options before `user_args` that
+    `user_args` set too."""
+    user_args = list(user_args or ())
+    overridden = option_names(user_args)
+    if not overridden:
+        return list(argv)
+    end = len(argv)
+    for i in range(len(argv) - len(user_args) + 1):
+        if argv[i:i + len(user_args)] == user_args:
+            end = i
+            break
+    kept = []
+    i = 0
+    while i < end:
+        if argv[i] == "-o" and i + 1 < end and option_names(argv[i:i + 2]) <= overridden:
+            i += 2
+            continue
+        kept.append(argv[i])
+        i += 1
+    return kept + list(argv[end:])
+
+
+class SshConnection(mitogen.ssh.Connection):
+    """mitogen's ssh connection; the user's ssh options win over its own."""
+
+    def get_boot_command(self):
+        return without_overridden(super().get_boot_command(), self.options.ssh_args)
+
+
+def connect(router, **kwargs):
+    """``router.ssh(**kwargs)``, through :class:`SshConnection`."""
+    # What mitogen's Router.connect sets before connecting.
+    kwargs.setdefault("debug", router.debug)
+    kwargs.setdefault("profiling", router.profiling)
+    kwargs.setdefault("unidirectional", router.unidirectional)
+    kwargs.setdefault("name", None)
+    return router._connect(SshConnection, **mitogen.core.Kwargs(kwargs))
