@@ -82,8 +82,34 @@ def secret(value: str | None):
     return mitogen.core.Secret(value) if value else None
 
 
+#: The reference's (Mitogen for Ansible's) variables that ansible-svc does
+#: not honour, declared as options of svc_ssh so that setting one fails the
+#: host with what to do instead, never silently changing behaviour. Those it
+#: honours are aliases of our own options (docs/configuration.md has the
+#: whole table).
+UNSERVED_REFERENCE_OPTIONS = {
+    "mitogen_via": "bastion chains are not served by ansible-svc yet, and connecting directly instead would bypass "
+    "the bastion; reach the host through it with ssh's own ProxyJump, e.g. "
+    "ansible_ssh_common_args: '-o ProxyJump=user@bastion'",
+    "mitogen_ssh_debug_level": "ansible-svc does not show ssh's debug output; run the host with "
+    "ANSIBLE_SVC_DISABLE=1 and ansible_ssh_verbosity to see it",
+    "mitogen_ssh_compression": "compression follows the ssh arguments as in vanilla Ansible (-C in ansible_ssh_args, "
+    "or -o Compression=yes|no in ansible_ssh_extra_args)",
+}
+
+
+def refuse_unserved(get_option) -> None:
+    """Fail on a reference variable that would silently change behaviour."""
+    from ansible.errors import AnsibleError
+
+    for name, instead in UNSERVED_REFERENCE_OPTIONS.items():
+        if get_option(name) is not None:
+            raise AnsibleError("%s is a Mitogen for Ansible variable that ansible-svc does not honour: %s" % (name, instead))
+
+
 def ssh_spec(get_option) -> dict:
     """Spec for ``svc_ssh`` from its resolved options."""
+    refuse_unserved(get_option)
     get_option = _plain_options(get_option)
     host_key_checking = get_option("host_key_checking")
     return {
@@ -97,6 +123,8 @@ def ssh_spec(get_option) -> dict:
         "ssh_args": split_ssh_args(get_option("ssh_args"), get_option("ssh_common_args"), get_option("ssh_extra_args")),
         "check_host_keys": "enforce" if host_key_checking else "ignore",
         "timeout": get_option("timeout"),
+        "keepalive_interval": get_option("keepalive_interval"),
+        "keepalive_count": get_option("keepalive_count"),
         "default_python": python_for(get_option("python_interpreter")),
     }
 

@@ -28,6 +28,9 @@ REDIRECTS = {
     "local": "svc_local",
     "ansible.builtin.local": "svc_local",
     "ansible.legacy.local": "svc_local",
+    # The reference's names, so that switching from it is the strategy line.
+    "mitogen_ssh": "svc_ssh",
+    "mitogen_local": "svc_local",
 }
 
 #: Service pool threads beyond one per fork: connects block a thread for

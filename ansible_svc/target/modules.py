@@ -85,6 +85,9 @@ _RUNNING = {}
 _INLINE_JOB = []
 #: Not empty once this interpreter is shutting down.
 _ENDING = []
+#: SIGHUP's and SIGTERM's dispositions as this interpreter got them (ignored
+#: under ``nohup``), for module children: vanilla's modules inherit them.
+_INHERITED_SIGNALS = {}
 #: The child forked ahead of the next forked task, if any (see _Child).
 _SPARE = None
 #: Modules imported into this interpreter by _preload: name -> the source
@@ -229,6 +232,8 @@ def set_up(router):
     _WATCHING.append(router)
     mitogen.core.listen(router.broker, "shutdown", _kill_running)
     for sig in (signal.SIGHUP, signal.SIGTERM):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            _INHERITED_SIGNALS[sig] = signal.SIG_IGN
         signal.signal(sig, _on_hangup)
 
 
@@ -334,7 +339,7 @@ def _child_main(control_fd, out_fd, err_fd):
             os.dup2(control_fd, 3)
         os.closerange(4, _max_fd())
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, _INHERITED_SIGNALS.get(sig, signal.SIG_DFL))
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh Python
         # Keep the old stdio objects alive: collecting them would close fds
         # 0-2, which now are the task's pipes. The child ends in os._exit.

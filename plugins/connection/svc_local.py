@@ -42,11 +42,13 @@ options:
         stdio, cwd, environment, umask, C(sys.argv), C(sys.path), warnings filters and the set of
         C(ansible*) modules; threads, signal handlers and changes inside shared modules persist, and a
         module that crashes or calls C(os._exit) ends the interpreter (the next task starts a new one).
-      - Set it per task, play, group or host with the C(svc_task_isolation) variable.
+      - Set it per task, play, group or host with the C(svc_task_isolation) variable. The reference's
+        C(mitogen_task_isolation) is an alias (C(svc_task_isolation) wins when both are set).
     type: string
     default: fork
     choices: [fork, inline]
     vars:
+      - name: mitogen_task_isolation
       - name: svc_task_isolation
     env:
       - name: ANSIBLE_SVC_TASK_ISOLATION

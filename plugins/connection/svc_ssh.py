@@ -43,14 +43,61 @@ options:
         stdio, cwd, environment, umask, C(sys.argv), C(sys.path), warnings filters and the set of
         C(ansible*) modules; threads, signal handlers and changes inside shared modules persist, and a
         module that crashes or calls C(os._exit) ends the interpreter (the next task starts a new one).
-      - Set it per task, play, group or host with the C(svc_task_isolation) variable.
+      - Set it per task, play, group or host with the C(svc_task_isolation) variable. The reference's
+        C(mitogen_task_isolation) is an alias (C(svc_task_isolation) wins when both are set).
     type: string
     default: fork
     choices: [fork, inline]
     vars:
+      - name: mitogen_task_isolation
       - name: svc_task_isolation
     env:
       - name: ANSIBLE_SVC_TASK_ISOLATION
+  keepalive_interval:
+    description:
+      - Seconds between keepalive probes on the ssh connection to the target's interpreter (ssh's
+        C(ServerAliveInterval)); with O(keepalive_count), how soon a silently dead host is found.
+      - Not used when the ssh arguments set C(ServerAliveInterval) or C(ServerAliveCountMax) themselves.
+      - The reference's C(mitogen_ssh_keepalive_interval) is an alias.
+    type: int
+    default: 15
+    vars:
+      - name: mitogen_ssh_keepalive_interval
+      - name: svc_ssh_keepalive_interval
+    env:
+      - name: ANSIBLE_SVC_SSH_KEEPALIVE_INTERVAL
+  keepalive_count:
+    description:
+      - Unanswered keepalive probes after which ssh gives up on the connection (ssh's
+        C(ServerAliveCountMax)). The reference's C(mitogen_ssh_keepalive_count) is an alias.
+    type: int
+    default: 3
+    vars:
+      - name: mitogen_ssh_keepalive_count
+      - name: svc_ssh_keepalive_count
+    env:
+      - name: ANSIBLE_SVC_SSH_KEEPALIVE_COUNT
+  mitogen_via:
+    description:
+      - The reference's bastion variable. ansible-svc does not serve bastion chains yet, and connecting
+        directly instead would bypass the bastion, so a host that sets it fails with a message saying
+        what to use instead (ssh's C(ProxyJump) in C(ansible_ssh_common_args)).
+    type: string
+    vars:
+      - name: mitogen_via
+  mitogen_ssh_debug_level:
+    description:
+      - The reference's ssh debug variable. Not honoured; a host that sets it fails with a message.
+    type: int
+    vars:
+      - name: mitogen_ssh_debug_level
+  mitogen_ssh_compression:
+    description:
+      - The reference's ssh compression variable. Compression follows the ssh arguments as in vanilla
+        (C(-C) in C(ansible_ssh_args)); a host that sets it fails with a message saying so.
+    type: bool
+    vars:
+      - name: mitogen_ssh_compression
   timeout:
     description:
       - Seconds to wait for the target interpreter to start (ssh connect and Python bootstrap,

@@ -194,3 +194,33 @@ def test_respawn_works_inline(tmp_path, sshd_alive, ssh_env):
         first = svc.task('respawn inline', host)['result']
         assert first['respawned'] is True and first['data'] == 'inline ü'
         assert svc.task('respawn inline again', host)['result']['data'] == 'again'
+
+
+SIGHUP_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: ignored signals
+      shell: "awk '/^SigIgn/ {print $2}' /proc/$$/status"
+"""
+
+
+def test_a_run_under_nohup_gives_modules_what_vanilla_does(tmp_path, sshd_alive, ssh_env):
+    """Under nohup, vanilla's modules on a local host inherit SIGHUP ignored
+    (over ssh, sshd's defaults); ours restored the default instead."""
+    import subprocess
+
+    from helpers import prepare_playbook, read_results
+
+    ignored = {}
+    for strategy in ('linear', 'svc_linear'):
+        run_dir = tmp_path / strategy
+        run_dir.mkdir()
+        cmd, env, results_file = prepare_playbook(SIGHUP_PB, tmp_path=run_dir, inventory=inventory_for(ssh_env),
+                                                  strategy=strategy)
+        proc = subprocess.run(['nohup'] + cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for r in read_results(results_file)[0]:
+            ignored[strategy, r['host']] = bool(int(r['result']['stdout'], 16) & 1)  # bit 0: SIGHUP
+    assert ignored['linear', 'local'] and ignored['svc_linear', 'local'], ignored
+    assert ignored['linear', 'target'] == ignored['svc_linear', 'target'], ignored

@@ -66,11 +66,12 @@ def test_auto_legacy_is_discovery_only_where_the_core_says_so():
 def test_ssh_spec_from_options():
     opts = {'host': 'h', 'port': 22, 'remote_user': 'u', 'password': None, 'private_key_file': '/k',
             'ssh_executable': None, 'ssh_args': '-C -o ControlPersist=60s', 'ssh_common_args': '-o A=b',
-            'ssh_extra_args': '', 'host_key_checking': False, 'timeout': 7, 'python_interpreter': 'auto'}
+            'ssh_extra_args': '', 'host_key_checking': False, 'timeout': 7, 'python_interpreter': 'auto',
+            'keepalive_interval': 20, 'keepalive_count': 4}
     s = spec.ssh_spec(opts.get)
     assert s == {'transport': 'ssh', 'host': 'h', 'port': 22, 'user': 'u', 'password': None, 'identity_file': '/k',
                  'ssh_path': 'ssh', 'ssh_args': ['-C', '-o', 'A=b'], 'check_host_keys': 'ignore', 'timeout': 7,
-                 'default_python': None}
+                 'keepalive_interval': 20, 'keepalive_count': 4, 'default_python': None}
     opts['host_key_checking'] = True
     opts['password'] = 'pw'
     s = spec.ssh_spec(opts.get)
@@ -78,3 +79,12 @@ def test_ssh_spec_from_options():
     import mitogen.core
     assert isinstance(s['password'], mitogen.core.Secret) and s['password'] == 'pw'
     assert 'pw' not in repr(s['password'])
+
+
+@pytest.mark.parametrize('name', sorted(spec.UNSERVED_REFERENCE_OPTIONS))
+def test_an_unserved_reference_variable_is_refused_by_name(name):
+    from ansible.errors import AnsibleError
+
+    opts = {name: 'x'}
+    with pytest.raises(AnsibleError, match=name):
+        spec.ssh_spec(opts.get)
