@@ -85,8 +85,8 @@ _RUNNING = {}
 _INLINE_JOB = []
 #: Not empty once this interpreter is shutting down.
 _ENDING = []
-#: SIGHUP's and SIGTERM's dispositions as this interpreter got them (ignored
-#: under ``nohup``), for module children: vanilla's modules inherit them.
+#: SIGHUP and SIGTERM if this interpreter started with them ignored (a run
+#: under ``nohup``): module children keep that, as vanilla's inherit it.
 _INHERITED_SIGNALS = {}
 #: The child forked ahead of the next forked task, if any (see _Child).
 _SPARE = None
