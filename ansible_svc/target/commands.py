@@ -163,9 +163,7 @@ def _atomic_write(path, write, mode=None):
         with os.fdopen(fd, "wb") as fp:
             write(fp)
         if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = 0o666 & ~housekeeping.current_umask()
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:

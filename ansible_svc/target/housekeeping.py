@@ -81,17 +81,44 @@ def _expand_user(match):
     return (_echo(match.group(1)) + "\n").encode()
 
 
+def current_umask():
+    """The process's umask, read without changing it: the umask is shared by
+    all threads, and another thread may fork a task process meanwhile (the
+    child would keep a passing value)."""
+    try:
+        with open("/proc/self/status") as fp:
+            for line in fp:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)  # no /proc: the shared-value way, last resort
+    os.umask(umask)
+    return umask
+
+
+def _mkdirs(path, umask):
+    """``mkdir -p`` as under `umask`, without setting the process's umask:
+    each directory made is created private, then given its mode."""
+    parent = os.path.dirname(path)
+    if parent and parent != path and not os.path.isdir(parent):
+        _mkdirs(parent, umask)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return False
+    os.chmod(path, 0o777 & ~umask)
+    return True
+
+
 def _mkdtemp(match):
     base, path = _path(match.group("base")), _path(match.group("path"))
-    old = None
-    if match.group("umask"):
-        old = os.umask(int(match.group("umask"), 8))
-    try:
-        os.makedirs(base, exist_ok=True)
-        os.mkdir(path)
-    finally:
-        if old is not None:
-            os.umask(old)
+    umask = int(match.group("umask"), 8) if match.group("umask") else current_umask()
+    _mkdirs(base, umask)
+    os.mkdir(path, 0o700)
+    os.chmod(path, 0o777 & ~umask)
     return ("%s=%s\n" % (match.group("name"), path)).encode()
 
 

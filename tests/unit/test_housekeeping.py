@@ -124,3 +124,18 @@ def test_errors_go_to_the_shell(sh, tmp_path):
     blocker.write_text('')
     assert housekeeping.run(wrap(sh.mkdtemp(basefile='t', tmpdir=str(blocker)))) is None
     assert housekeeping.run(wrap(sh.chmod([str(tmp_path / 'missing')], 'u+x'))) is None
+
+
+def test_mkdtemp_never_sets_the_process_umask(tmp_path, monkeypatch):
+    """The umask is shared by the interpreter's threads: a task process
+    forked while another thread had set `umask 77` kept it (a copy's file
+    came out 0600). The temp dirs still get the modes the shell would give."""
+    def no_umask(_):
+        raise AssertionError('os.umask called')
+    monkeypatch.setattr(housekeeping.os, 'umask', no_umask)
+    base, path = tmp_path / 'a' / 'tmp', tmp_path / 'a' / 'tmp' / 'ansible-tmp-1'
+    cmd = f'( umask 77 && mkdir -p "` echo {base} `"&& mkdir "` echo {path} `" && echo ansible-tmp-1="` echo {path} `" )'
+    assert housekeeping.run(cmd) is not None
+    for d in (tmp_path / 'a', base, path):
+        assert oct(d.stat().st_mode & 0o777) == oct(0o700), d
+    assert housekeeping.current_umask() == int(open('/proc/self/status').read().split('Umask:')[1].split()[0], 8)
