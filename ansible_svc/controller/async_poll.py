@@ -90,6 +90,11 @@ def wrap(original):
             compat.warn_once("poll-shape", "ansible-svc: shaping the pushed result of async job %s failed (%s: %s); "
                              "polling as vanilla does" % (jid, type(exc).__name__, exc))
             return original(self, *args, **kwargs)
+        if not status.get("finished") and not status.get("failed"):
+            # The job's supervisor ended without its final record (killed):
+            # vanilla's polling gives the verdict it would have given.
+            display.vvv("async job %s: pushed record is not final, polling its job file" % jid, host=self._host.name)
+            return original(self, *args, **kwargs)
         connection.async_cleanup(jid, None, async_dir)
         return core.poll_answer(status)
 

@@ -35,7 +35,7 @@ POLL_PB = """
   gather_facts: false
   tasks:
     - name: poll
-      shell: sleep 1; echo "out $(id -un)"; echo err >&2
+      shell: echo "out $(id -un)"; echo err >&2; sleep 1
       async: 20
       poll: 10
     - name: poll as root
@@ -81,7 +81,7 @@ POLL0_PB = """
   gather_facts: false
   tasks:
     - name: start
-      shell: sleep 1; echo "hello $(id -un)"
+      shell: echo "hello $(id -un)"; sleep 1
       async: 30
       poll: 0
       register: job
@@ -536,3 +536,31 @@ def test_async_on_a_connection_we_do_not_serve_is_vanillas(tmp_path):
     svc = runs['svc_linear']
     assert svc.task('poll', 'vanilla')['result']['stdout'] == 'polled\n0'  # not under a mitogen interpreter
     assert svc.task('status', 'vanilla')['result']['stdout'] == 'detached'
+
+
+WRITER_KILLED_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: writer killed
+      # Kills the module's parent: the process that would write the job's
+      # final record (vanilla's async_wrapper, our job supervisor).
+      shell: kill -KILL $(awk '{print $4}' /proc/$PPID/stat)
+      async: 3
+      poll: 1
+      ignore_errors: true
+"""
+
+
+def test_a_job_whose_record_writer_dies_fails_as_in_vanilla(tmp_path, sshd_alive, ssh_env):
+    """The job file stays "started": vanilla polls it until the limit and
+    fails; so must we, never reporting the unfinished record as a result."""
+    inventory = inventory_for(ssh_env)
+    runs = {s: run_playbook(WRITER_KILLED_PB, tmp_path=tmp_path / s, strategy=s, inventory=inventory).assert_ok()
+            for s in ('linear', 'svc_linear')}
+    for host in ('target', 'local'):
+        for strategy, run in runs.items():
+            killed = run.task('writer killed', host)
+            assert killed['status'] == 'failed', (strategy, host, killed)
+            assert killed['result']['msg'] == compat.adapter().poll_gave_up(3), (strategy, host, killed)
+            assert killed['result']['async_result']['finished'] is False
