@@ -29,7 +29,9 @@ adapter method, with a contract check:
    ``Templar._from_template_engine``);
 7. the workers' result queue (``FinalQueue.put``), which
    :func:`guard_result_queue` makes safe against the workers' own signal
-   handler.
+   handler;
+8. a become plugin's random id (``BecomeBase._id``), which its
+   ``build_become_command`` puts in the success marker and the prompt.
 
 How it works:
 
@@ -52,8 +54,8 @@ import functools
 import importlib.util
 import inspect
 import json
-import posixpath
 import os
+import posixpath
 import re
 import signal
 import typing as t
@@ -145,6 +147,10 @@ class Core219:
         parsed = action._parse_returned_data({"rc": 0, "stdout": json.dumps(data), "stderr": ""}, "legacy")
         remove_internal_keys(parsed)
         return parsed
+
+    def become_id(self, plugin) -> str:
+        """The random id of `plugin`'s last ``build_become_command``."""
+        return plugin._id
 
     def results_contract(self) -> str | None:
         try:
@@ -360,12 +366,31 @@ def _check_result_queue(core: Core219) -> str | None:
     return None
 
 
+def _check_become(core: Core219) -> str | None:
+    from ansible.plugins.become import BecomeBase
+
+    class Probe(BecomeBase):
+        name = "probe"
+
+        def build_become_command(self, cmd, shell):
+            super().build_become_command(cmd, shell)
+            return self._build_success_command(cmd, shell)
+
+    plugin = Probe()
+    plugin.build_become_command("true", None)
+    ident = core.become_id(plugin)
+    if not isinstance(ident, str) or not ident or ident not in plugin.success:
+        return "BecomeBase's id %r is not in its success marker %r" % (ident, plugin.success)
+    return None
+
+
 CHECKS: dict[str, t.Callable[[Core219], str | None]] = {
     "poll": _check_poll,
     "result_queue": _check_result_queue,
     "results": _check_results,
     "ansiballz": _check_ansiballz,
     "async_wrapper": _check_async_wrapper,
+    "become": _check_become,
 }
 
 #: What steps aside when a check fails (for the warning).
@@ -375,6 +400,7 @@ FALLBACKS = {
     "results": "mitogen_async_status runs the builtin async_status, and async polls are vanilla's",
     "ansiballz": "modules run as vanilla's AnsiballZ wrapper, one Python per task",
     "async_wrapper": "async jobs run through vanilla's async_wrapper",
+    "become": "tasks that become through plugins other than sudo, su and doas fail",
 }
 
 

@@ -174,7 +174,7 @@ class SvcConnectionBase(ConnectionBase):
         session and its cached contexts.
         """
         spec = self.build_spec()
-        spec["become"] = specs.become_spec(self.become._plugin) if self.become else None
+        spec["become"] = specs.become_spec(self.become._plugin, self._shell) if self.become else None
         if self._session is None or self._session.spec != spec:
             self._close_sessions()
             self._session = Session(spec)

@@ -10,6 +10,7 @@ templating), so nothing leaks between hosts.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import mitogen.core
@@ -143,14 +144,78 @@ def _plain_options(get_option):
     return lambda name: plain(get_option(name))
 
 
-def become_spec(plugin) -> dict:
-    """Become settings of the task's become plugin."""
+#: Become methods mitogen starts with connection classes of its own, by the
+#: plugin names that ask for them.
+NATIVE_BECOME = {"sudo": "sudo", "su": "su", "doas": "doas", "community.general.doas": "doas"}
+
+
+def become_spec(plugin, shell) -> dict:
+    """Become settings of the task's become plugin: for a native method its
+    options; for any other plugin also the command line the plugin builds
+    around our stage 0 (``ansible_svc.target.become``), the strings it
+    prompts, succeeds and fails with."""
     get_option = _plain_options(plugin.get_option)
-    name = plain(plugin.name).rsplit(".", 1)[-1] if plugin.name.startswith("ansible.builtin.") else plugin.name
-    return {
-        "method": name,
+    name = plain(plugin.name).rsplit(".", 1)[-1] if plugin.name.startswith("ansible.builtin.") else plain(plugin.name)
+    spec = {
+        "method": NATIVE_BECOME.get(name, name),
         "user": get_option("become_user") or "root",
         "password": secret(get_option("become_pass")),
-        "exe": get_option("become_exe") or name,
+        "exe": get_option("become_exe") or name.rsplit(".", 1)[-1],
         "flags": get_option("become_flags") or "",
+    }
+    if not native(spec):
+        spec.update(through_plugin(plugin, shell, name))
+    return spec
+
+
+def native(become: dict) -> bool:
+    """Whether mitogen's own class for the method takes these settings."""
+    method = become["method"]
+    if method not in NATIVE_BECOME.values():
+        return False
+    if method == "sudo":
+        import mitogen.sudo
+
+        try:
+            mitogen.sudo.parse_sudo_flags(shlex.split(become["flags"]))
+        except (mitogen.core.StreamError, ValueError):
+            return False  # e.g. -g group: sudo itself takes them
+    return method == "sudo" or not become["flags"]
+
+
+def through_plugin(plugin, shell, name: str) -> dict:
+    """What the mux needs to start the become interpreter with the plugin's
+    own command line; the plugin's random id replaced by a stand-in, so that
+    the settings are the same for every task."""
+    from ansible.errors import AnsibleError
+    from ansible.module_utils.common.text.converters import to_text
+    from gettext import dgettext
+
+    from ansible_svc.target import become as target_become
+
+    if not compat.contract_ok("become"):
+        raise AnsibleError("ansible-svc cannot start a become interpreter through the %s become plugin with this "
+                           "ansible-core; use sudo, su or doas, or ANSIBLE_SVC_DISABLE=1" % name)
+    command = plugin.build_become_command(target_become.stage0(), shell)
+    ident = compat.adapter().become_id(plugin)
+    if not plugin.success or ident not in command:
+        raise AnsibleError("the %s become plugin gives no success marker, so ansible-svc cannot tell when it has "
+                           "become the user; use ANSIBLE_SVC_DISABLE=1 or a vanilla connection for these hosts" % name)
+    prompt = None
+    if plugin.prompt and isinstance(plugin.prompt, str):
+        prompt = r"^\s*" + re.escape(plugin.prompt.strip())
+    elif plugin.prompt and plugin.get_option("become_pass"):
+        raise AnsibleError("the %s become plugin recognises its password prompt with its own code, which ansible-svc "
+                           "cannot run on the target; use ANSIBLE_SVC_DISABLE=1 or a vanilla connection for these "
+                           "hosts" % name)
+
+    def stand_in(text):
+        return plain(text).replace(ident, target_become.ID_TOKEN) if text else text
+
+    return {
+        "command": stand_in(command),
+        "success": stand_in(plugin.success),
+        "prompt": stand_in(prompt),
+        "incorrect": [plain(to_text(dgettext(plugin.name, s))) for s in plugin.fail],
+        "missing": [plain(to_text(dgettext(plugin.name, s))) for s in plugin.missing],
     }

@@ -52,19 +52,20 @@ import threading
 import mitogen.core
 import mitogen.parent
 import mitogen.service
+import mitogen.doas
 import mitogen.ssh
 import mitogen.su
 import mitogen.sudo
 
-from ansible_svc.mux import ssh
+from ansible_svc.mux import become as become_plugin, ssh
 from ansible_svc.rpc import call_async
 from ansible_svc.target import commands, runner
 
 LOG = logging.getLogger(__name__)
 
-#: Become methods we start as a second interpreter, and mitogen's name for
-#: each. Others are refused with a clear error rather than half-supported.
-BECOME_METHODS = {"sudo": "sudo", "su": "su"}
+#: Become methods mitogen starts with connection classes of its own. Any
+#: other become plugin comes with its own command line (``become.start``).
+NATIVE_BECOME = ("sudo", "su", "doas")
 
 
 #: ssh keepalive (ServerAliveInterval, ServerAliveCountMax) when the spec
@@ -106,7 +107,7 @@ class Entry(object):
 
 def classify(exc: BaseException) -> str:
     """Map a connection failure to the Ansible outcome it must produce."""
-    if isinstance(exc, (mitogen.sudo.PasswordError, mitogen.su.PasswordError)):
+    if isinstance(exc, (mitogen.sudo.PasswordError, mitogen.su.PasswordError, mitogen.doas.PasswordError)):
         return "become"
     if isinstance(exc, mitogen.ssh.PasswordError):
         return "auth"
@@ -161,7 +162,8 @@ class ConnectionService(mitogen.service.Service):
         """The login layer plus everything that grants the become account."""
         become = spec["become"]
         return self.login_layer(spec) + (
-            (become.get("method"), become.get("user"), become.get("exe"), become.get("flags"), self._digest(become.get("password"))),
+            (become.get("method"), become.get("user"), become.get("exe"), become.get("flags"), become.get("command"),
+             self._digest(become.get("password"))),
         )
 
     def _layer(self, spec: dict) -> tuple:
@@ -258,23 +260,25 @@ class ConnectionService(mitogen.service.Service):
 
     def _start_become(self, spec, login, python):
         become = spec["become"]
-        method = BECOME_METHODS.get(become["method"])
-        if method is None:
-            raise ValueError(
-                "become method %r is not supported by ansible-svc (supported: %s); "
-                "use a vanilla connection for this host" % (become["method"], ", ".join(sorted(BECOME_METHODS)))
-            )
+        timeout = spec.get("timeout") or 30
+        if become.get("command"):
+            return become_plugin.start(self.router, login, become, python, timeout)
+        method = become["method"]
+        if method not in NATIVE_BECOME:
+            raise ValueError("become method %r came without its command line" % (method,))
         kwargs = dict(
             via=login,
             username=become.get("user") or "root",
             password=become.get("password"),
             python_path=shlex.split(python),
-            connect_timeout=spec.get("timeout") or 30,
+            connect_timeout=timeout,
         )
         if method == "sudo":
             kwargs.update(sudo_path=become.get("exe") or "sudo", sudo_args=shlex.split(become.get("flags") or ""))
-        else:
+        elif method == "su":
             kwargs.update(su_path=become.get("exe") or "su")
+        else:
+            kwargs.update(doas_path=become.get("exe") or "doas")
         return getattr(self.router, method)(**kwargs)
 
     # -- the service ----------------------------------------------------------

@@ -28,6 +28,8 @@ chmod 700 "$STATE"               # holds the private client key
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v sudo >/dev/null || missing+=(sudo)
+# The become tests compare doas (OpenDoas) with vanilla.
+command -v doas >/dev/null || missing+=(doas)
 command -v ssh >/dev/null || missing+=(openssh-client)
 # Ansible needs setfacl to hand temp files to an unprivileged become user
 # (vanilla and ansible-svc alike).
@@ -77,7 +79,7 @@ sudoers_tmp="$(mktemp)"
 trap 'rm -f "$sudoers_tmp"' EXIT
 cat >"$sudoers_tmp" <<'EOF'
 # Managed by ansible-svc tests/env/setup.sh
-svc-login ALL=(ALL) NOPASSWD: ALL
+svc-login ALL=(ALL:ALL) NOPASSWD: ALL
 svc-pw ALL=(ALL) ALL
 EOF
 if ! cmp -s "$sudoers_tmp" /etc/sudoers.d/svc-test; then
@@ -85,6 +87,19 @@ if ! cmp -s "$sudoers_tmp" /etc/sudoers.d/svc-test; then
     install -o root -g root -m 0440 "$sudoers_tmp" /etc/sudoers.d/svc-test
     log "wrote /etc/sudoers.d/svc-test"
 fi
+
+# --- doas -------------------------------------------------------------------
+doas_tmp="$(mktemp)"
+cat >"$doas_tmp" <<'EOF'
+# Managed by ansible-svc tests/env/setup.sh
+permit nopass svc-login
+permit svc-pw
+EOF
+if ! cmp -s "$doas_tmp" /etc/doas.conf; then
+    install -o root -g root -m 0400 "$doas_tmp" /etc/doas.conf
+    log "wrote /etc/doas.conf"
+fi
+rm -f "$doas_tmp"
 
 # --- keys -------------------------------------------------------------------
 KEY="$STATE/id_ed25519"
