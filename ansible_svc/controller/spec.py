@@ -89,14 +89,34 @@ def secret(value: str | None):
 #: honours are aliases of our own options (docs/configuration.md has the
 #: whole table).
 UNSERVED_REFERENCE_OPTIONS = {
-    "mitogen_via": "bastion chains are not served by ansible-svc yet, and connecting directly instead would bypass "
-    "the bastion; reach the host through it with ssh's own ProxyJump, e.g. "
-    "ansible_ssh_common_args: '-o ProxyJump=user@bastion'",
     "mitogen_ssh_debug_level": "ansible-svc does not show ssh's debug output; run the host with "
     "ANSIBLE_SVC_DISABLE=1 and ansible_ssh_verbosity to see it",
     "mitogen_ssh_compression": "compression follows the ssh arguments as in vanilla Ansible (-C in ansible_ssh_args, "
     "or -o Compression=yes|no in ansible_ssh_extra_args)",
 }
+
+
+_HOP = re.compile(r"^(?:(?P<user>[^@]+)@)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:@\[\]]+))(?::(?P<port>\d+))?$")
+
+
+def via_hops(value: str | None, user: str | None) -> list[dict]:
+    """The ``via`` option, ``[user@]host[:port]`` hops separated by commas,
+    as ``[{"host", "port", "user"}]`` (first hop first); `user` is the
+    default login."""
+    from ansible.errors import AnsibleError
+
+    hops = []
+    for word in (value or "").split(","):
+        word = word.strip()
+        if not word:
+            continue
+        match = _HOP.match(word)
+        if match is None:
+            raise AnsibleError("svc_via: %r is not a [user@]host[:port] hop" % word)
+        port = match.group("port")
+        hops.append({"host": match.group("v6") or match.group("host"), "port": int(port) if port else 22,
+                     "user": match.group("user") or user})
+    return hops
 
 
 def refuse_unserved(get_option) -> None:
@@ -127,6 +147,7 @@ def ssh_spec(get_option) -> dict:
         "keepalive_interval": get_option("keepalive_interval"),
         "keepalive_count": get_option("keepalive_count"),
         "default_python": python_for(get_option("python_interpreter")),
+        "via": via_hops(get_option("via"), get_option("remote_user")),
     }
 
 

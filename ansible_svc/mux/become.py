@@ -5,9 +5,7 @@ Runs in the mux. Global state: none.
 The worker's spec carries the plugin's command, success marker and prompt
 with two stand-ins (``ansible_svc.target.become``); here they get the
 interpreter to start and a fresh random id, and the login interpreter starts
-the become interpreter with ``become.connect_here``. This is mitogen's
-proxied connect (``Router.proxy_connect``) with our own connection class,
-which mitogen's own would only look up among ``mitogen.*`` modules.
+the become interpreter (``proxied``).
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ import re
 import secrets
 import string
 
-import mitogen.core
-
-from ansible_svc.rpc import call_async
+from ansible_svc.mux import proxied
 from ansible_svc.target import become as target_become
 
 #: Characters a path keeps unquoted in any shell quoting (``shlex.quote``'s).
@@ -60,17 +56,5 @@ def start(router, login, become: dict, python: str, timeout: float):
         incorrect=become.get("incorrect") or (),
         missing=become.get("missing") or (),
         python_path=[python],
-        connect_timeout=timeout,
-        remote_name="ansible-svc",
-        # What Router.connect sets before connecting.
-        debug=router.debug,
-        profiling=router.profiling,
-        unidirectional=router.unidirectional,
-        name=None,
     )
-    # The login interpreter's own connect timeout bounds the child; this
-    # bounds a login interpreter that stops answering.
-    answer = call_async(login, target_become.connect_here, mitogen.core.Kwargs(kwargs)).get(timeout=timeout + 30).unpickle()
-    if answer["msg"] is not None:
-        raise mitogen.core.StreamError(answer["msg"])
-    return router.context_by_id(answer["id"], via_id=login.context_id, name="%s.%s" % (login.name, answer["name"]))
+    return proxied.connect(router, login, "become", kwargs, timeout)

@@ -57,9 +57,9 @@ import mitogen.ssh
 import mitogen.su
 import mitogen.sudo
 
-from ansible_svc.mux import become as become_plugin, ssh
+from ansible_svc.mux import become as become_plugin, proxied
 from ansible_svc.rpc import call_async
-from ansible_svc.target import commands, runner
+from ansible_svc.target import commands, runner, ssh
 
 LOG = logging.getLogger(__name__)
 
@@ -105,8 +105,14 @@ class Entry(object):
         self.refs = 0
 
 
+class BastionError(Exception):
+    """A bastion on the way to the host could not be reached."""
+
+
 def classify(exc: BaseException) -> str:
     """Map a connection failure to the Ansible outcome it must produce."""
+    if isinstance(exc, BastionError):
+        return "unreachable"
     if isinstance(exc, (mitogen.sudo.PasswordError, mitogen.su.PasswordError, mitogen.doas.PasswordError)):
         return "become"
     if isinstance(exc, mitogen.ssh.PasswordError):
@@ -152,10 +158,12 @@ class ConnectionService(mitogen.service.Service):
         return hmac.new(self._digest_key, str(secret).encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
     def login_layer(self, spec: dict) -> tuple:
-        """Everything that grants a login, passwords as digests."""
+        """Everything that grants a login, passwords as digests, and the
+        bastions it goes through."""
         return (
             address_key(spec), spec.get("identity_file"), spec.get("ssh_path"), tuple(spec.get("ssh_args") or ()),
             spec.get("check_host_keys"), self._digest(spec.get("password")),
+            tuple((hop["host"], hop["port"], hop["user"]) for hop in spec.get("via") or ()),
         )
 
     def become_layer(self, spec: dict) -> tuple:
@@ -227,8 +235,22 @@ class ConnectionService(mitogen.service.Service):
             return entry
 
     def _login(self, spec):
+        """The login interpreter of `spec`, through its bastions (each one's
+        interpreter shared by every host behind it)."""
+        via = None
+        hops = spec.get("via") or []
+        for depth, hop in enumerate(hops):
+            # A bastion logs in with the host's ssh settings, never its
+            # password, and runs the default Python.
+            hop_spec = dict(spec, host=hop["host"], port=hop["port"], user=hop["user"], password=None,
+                            via=hops[:depth], python=None, default_python=None, become=None)
+            try:
+                via = self._interpreter(self.login_layer(hop_spec), None, DEFAULT_PYTHON,
+                                        lambda p, h=hop_spec, v=via: self._start_login(h, p, v)).context
+            except Exception as exc:
+                raise BastionError("bastion %s@%s:%s: %s" % (hop["user"], hop["host"], hop["port"], exc)) from exc
         default = spec.get("default_python") or DEFAULT_PYTHON
-        return self._interpreter(self.login_layer(spec), spec.get("python"), default, lambda p: self._start_login(spec, p))
+        return self._interpreter(self.login_layer(spec), spec.get("python"), default, lambda p: self._start_login(spec, p, via))
 
     def _become(self, spec, login):
         # The become interpreter runs the login interpreter's executable
@@ -236,12 +258,13 @@ class ConnectionService(mitogen.service.Service):
         default = login.info["python"]
         return self._interpreter(self.become_layer(spec), spec.get("python"), default, lambda p: self._start_become(spec, login.context, p))
 
-    def _start_login(self, spec, python):
-        common = dict(python_path=shlex.split(python), connect_timeout=spec.get("timeout") or 30, remote_name="ansible-svc")
+    def _start_login(self, spec, python, via=None):
+        """Start the login interpreter: locally, over ssh from the mux, or
+        over ssh from the bastion context `via`."""
+        timeout = spec.get("timeout") or 30
         if spec["transport"] == "local":
-            return self.router.local(**common)
-        return ssh.connect(
-            self.router,
+            return self.router.local(python_path=shlex.split(python), connect_timeout=timeout, remote_name="ansible-svc")
+        kwargs = dict(
             hostname=spec["host"],
             port=spec.get("port"),
             username=spec.get("user"),
@@ -255,8 +278,11 @@ class ConnectionService(mitogen.service.Service):
             keepalive_interval=spec.get("keepalive_interval") or KEEPALIVE_INTERVAL,
             keepalive_count=spec.get("keepalive_count") or KEEPALIVE_COUNT,
             check_host_keys=spec.get("check_host_keys") or "enforce",
-            **common,
+            python_path=shlex.split(python),
         )
+        if via is not None:
+            return proxied.connect(self.router, via, "ssh", kwargs, timeout)
+        return ssh.connect(self.router, connect_timeout=timeout, remote_name="ansible-svc", **kwargs)
 
     def _start_become(self, spec, login, python):
         become = spec["become"]
@@ -272,6 +298,7 @@ class ConnectionService(mitogen.service.Service):
             password=become.get("password"),
             python_path=shlex.split(python),
             connect_timeout=timeout,
+            remote_name="ansible-svc",
         )
         if method == "sudo":
             kwargs.update(sudo_path=become.get("exe") or "sudo", sudo_args=shlex.split(become.get("flags") or ""))
@@ -291,7 +318,10 @@ class ConnectionService(mitogen.service.Service):
             login = self._login(spec)
         except Exception as exc:
             kind = classify(exc)
-            if kind == "unreachable" and interpreter_missing(exc, spec.get("python") or spec.get("default_python") or DEFAULT_PYTHON):
+            # Never behind a bastion: the worker's fallback for hosts without
+            # Python (vanilla ssh) would go around it.
+            if kind == "unreachable" and not spec.get("via") and \
+                    interpreter_missing(exc, spec.get("python") or spec.get("default_python") or DEFAULT_PYTHON):
                 kind = "nopython"
             return self._failure(spec, exc, kind)
         try:

@@ -1,8 +1,8 @@
 """Become through any become plugin: the plugin's own command line starts the
 become interpreter.
 
-Runs in the login interpreter on the target; the worker imports it for
-:func:`stage0`, the mux for :func:`connect_here`. Global state: none.
+Runs in the login interpreter on the target (``children`` starts it); the
+worker imports it for :func:`stage0`. Global state: none.
 
 sudo, su and doas are started by mitogen's own connection classes. Any other
 become plugin (or sudo with flags mitogen does not parse) comes here:
@@ -10,7 +10,7 @@ become plugin (or sudo with flags mitogen does not parse) comes here:
 1. The worker asks the plugin to wrap :func:`stage0` as "the command to run",
    exactly as Ansible asks it to wrap a module's command line. Stage 0 is a
    fixed one-line Python program that reads the real first stage from stdin.
-2. The mux has the login interpreter run :func:`connect_here`, which starts
+2. The mux has the login interpreter start :class:`Connection`, which runs
    ``/bin/sh -c <that command>`` on a pseudo-terminal (the plugin may prompt
    on it or read stdin: both are the terminal), answers the plugin's password
    prompt, and on the plugin's success marker sends mitogen's first stage to
@@ -65,6 +65,7 @@ def stage1(boot_argv):
 
 class PasswordError(mitogen.core.StreamError):
     """The plugin refused the become password, or needed one not given."""
+    pass
 
 
 class Options(mitogen.parent.Options):
@@ -159,15 +160,3 @@ class Connection(mitogen.parent.Connection):
     def get_boot_command(self):
         self.stage1 = stage1(super(Connection, self).get_boot_command())
         return ["/bin/sh", "-c", self.options.command]
-
-
-@mitogen.core.takes_econtext
-def connect_here(kwargs, econtext):
-    """Start a become interpreter from this (login) interpreter; what
-    mitogen's proxied connect answers: ``{"id", "name", "msg"}``."""
-    mitogen.parent.upgrade_router(econtext)
-    try:
-        context = econtext.router._connect(klass=Connection, **kwargs)
-    except mitogen.core.StreamError as exc:
-        return {"id": None, "name": None, "msg": str(exc)}
-    return {"id": context.context_id, "name": context.name, "msg": None}

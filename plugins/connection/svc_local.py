@@ -8,7 +8,8 @@ short_description: Run tasks on the controller through a persistent Python inter
 description:
   - Starts one Python interpreter on the controller (per account and interpreter) and keeps it for the
     whole C(ansible-playbook) run; each task is one call to it. With C(become), a second interpreter
-    runs as the become user (C(sudo) or C(su)).
+    runs as the become user (C(sudo), C(su) and C(doas) natively, any other become plugin through its
+    own command line).
   - Set it as a host's connection (C(ansible_connection), or C(transport) in C(ansible.cfg) for every
     host) under any strategy; the first worker that needs it starts the run's mux. It is also used
     automatically for hosts whose connection is C(local) when the play runs with a C(svc_*) strategy.

@@ -8,7 +8,9 @@ short_description: Run tasks over ssh through a persistent Python interpreter on
 description:
   - Starts one Python interpreter per target, account and connection settings over ssh, and keeps it
     for the whole C(ansible-playbook) run. Modules are sent once and cached on the target; each task is
-    one call. With C(become), a second interpreter runs as the become user (C(sudo) or C(su)).
+    one call. With C(become), a second interpreter runs as the become user (C(sudo), C(su) and C(doas)
+    natively, any other become plugin through its own command line). With O(via), the login goes
+    through bastions.
   - Set it as a host's connection (C(ansible_connection), or C(transport) in C(ansible.cfg) for every
     host) under any strategy; the first worker that needs it starts the run's mux. It is also used
     automatically for hosts whose connection is C(ssh) when the play runs with a C(svc_*) strategy.
@@ -77,14 +79,25 @@ options:
       - name: svc_ssh_keepalive_count
     env:
       - name: ANSIBLE_SVC_SSH_KEEPALIVE_COUNT
-  mitogen_via:
+  via:
     description:
-      - The reference's bastion variable. ansible-svc does not serve bastion chains yet, and connecting
-        directly instead would bypass the bastion, so a host that sets it fails with a message saying
-        what to use instead (ssh's C(ProxyJump) in C(ansible_ssh_common_args)).
+      - Bastions to reach the host through, as a comma-separated chain of C([user@]host[:port]) hops
+        (IPv6 addresses in brackets). The controller logs in to the first hop, each hop to the next, and
+        the last hop to the host; each hop keeps one persistent interpreter for the whole run, shared by
+        every host behind it, so a bastion fans out to many targets over one login.
+      - Each hop is logged in to with this host's ssh settings (C(ssh_executable), arguments, private
+        key file, host key checking; user and port default to this host's user and 22). The logins
+        from a hop run ssh I(on that hop), so the key file and known-hosts files named in the settings
+        must exist there, as with the reference's C(mitogen_via).
+      - The reference's C(mitogen_via) is an alias (C(svc_via) wins when both are set). Where the
+        reference takes an inventory host name, give the address, e.g.
+        C("{{ hostvars['bastion'].ansible_host }}").
     type: string
     vars:
       - name: mitogen_via
+      - name: svc_via
+    env:
+      - name: ANSIBLE_SVC_VIA
   mitogen_ssh_debug_level:
     description:
       - The reference's ssh debug variable. Not honoured; a host that sets it fails with a message.

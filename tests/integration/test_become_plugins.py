@@ -22,7 +22,6 @@ PB = """
   gather_facts: false
   become: true
   become_method: "{{ method }}"
-  become_flags: "{{ flags | default(omit) }}"
   tasks:
     - name: parent
       shell: "cat /proc/$PPID/cmdline | tr '\\\\0' ' '"
@@ -34,6 +33,10 @@ PB = """
     - name: as another user
       command: id -un
       become_user: svc-target
+    - name: reset
+      file:
+        path: /tmp/svc-become-plugin-{{ method }}
+        state: absent
     - name: file
       copy:
         content: "{{ method }}\\n"
@@ -61,16 +64,15 @@ CASES = {
 }
 
 
-def _inventory(ssh_env, login, password):
+def _inventory(ssh_env, login, password, flags=None):
     extra = f'ansible_become_password={password}' if password else ''
+    if flags:
+        extra += f" ansible_become_flags='{flags}'"
     return inventory_for(ssh_env, user=login, extra=extra)
 
 
-def _runs(pb, tmp_path, inventory, method, flags, **kw):
-    extra_vars = {'method': method}
-    if flags:
-        extra_vars['flags'] = flags
-    return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, extra_vars=extra_vars,
+def _runs(pb, tmp_path, inventory, method, **kw):
+    return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, extra_vars={'method': method},
                             env=PLUGINS, **kw)
             for s in ('linear', 'svc_linear')}
 
@@ -78,7 +80,7 @@ def _runs(pb, tmp_path, inventory, method, flags, **kw):
 @pytest.mark.parametrize('case', list(CASES))
 def test_become_plugin_matches_vanilla(ssh_env, sshd_alive, tmp_path, case):
     method, flags, login, password, group = CASES[case]
-    runs = _runs(PB, tmp_path, _inventory(ssh_env, login, password), method, flags)
+    runs = _runs(PB, tmp_path, _inventory(ssh_env, login, password, flags), method)
     vanilla, svc = runs['linear'].assert_ok(), runs['svc_linear'].assert_ok()
     assert 'mitogen:ansible-svc' not in vanilla.task('parent')['result']['stdout']
     assert 'mitogen:ansible-svc' in svc.task('parent')['result']['stdout'], svc.task('parent')
@@ -88,7 +90,7 @@ def test_become_plugin_matches_vanilla(ssh_env, sshd_alive, tmp_path, case):
     assert svc.task('stat')['result']['stat']['pw_name'] == 'root'
     assert svc.task('module as another user')['result']['ansible_facts']['ansible_user_id'] == 'svc-target'
     assert svc.task('after')['result']['stdout'] == login
-    assert_same_results(vanilla, svc, skip_tasks=('parent',))
+    assert_same_results(vanilla, svc, skip_tasks=('parent', 'reset'))
 
 
 WRONG_PB = """
@@ -106,7 +108,7 @@ WRONG_PB = """
 
 @pytest.mark.parametrize('method', ['doas', 'svc_test_sudo'])
 def test_a_wrong_password_fails_the_task_as_in_vanilla(ssh_env, sshd_alive, tmp_path, method):
-    runs = _runs(WRONG_PB, tmp_path, _inventory(ssh_env, 'svc-pw', 'not-the-password'), method, None, timeout=120)
+    runs = _runs(WRONG_PB, tmp_path, _inventory(ssh_env, 'svc-pw', 'not-the-password'), method, timeout=120)
     for strategy, run in runs.items():
         assert run.rc == 2, run.output
         wrong = run.task('wrong password')

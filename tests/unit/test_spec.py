@@ -71,7 +71,7 @@ def test_ssh_spec_from_options():
     s = spec.ssh_spec(opts.get)
     assert s == {'transport': 'ssh', 'host': 'h', 'port': 22, 'user': 'u', 'password': None, 'identity_file': '/k',
                  'ssh_path': 'ssh', 'ssh_args': ['-C', '-o', 'A=b'], 'check_host_keys': 'ignore', 'timeout': 7,
-                 'keepalive_interval': 20, 'keepalive_count': 4, 'default_python': None}
+                 'keepalive_interval': 20, 'keepalive_count': 4, 'default_python': None, 'via': []}
     opts['host_key_checking'] = True
     opts['password'] = 'pw'
     s = spec.ssh_spec(opts.get)
@@ -79,6 +79,20 @@ def test_ssh_spec_from_options():
     import mitogen.core
     assert isinstance(s['password'], mitogen.core.Secret) and s['password'] == 'pw'
     assert 'pw' not in repr(s['password'])
+
+
+def test_via_hops():
+    from ansible.errors import AnsibleError
+
+    assert spec.via_hops('ops@bastion:2222, inner ,[fd00::1]:23', 'me') == [
+        {'host': 'bastion', 'port': 2222, 'user': 'ops'},
+        {'host': 'inner', 'port': 22, 'user': 'me'},
+        {'host': 'fd00::1', 'port': 23, 'user': 'me'},
+    ]
+    assert spec.via_hops(None, 'me') == [] and spec.via_hops(' , ', 'me') == []
+    for bad in ('a@b:port', 'a@@b', '[::1'):
+        with pytest.raises(AnsibleError, match='svc_via'):
+            spec.via_hops(bad, 'me')
 
 
 @pytest.mark.parametrize('name', sorted(spec.UNSERVED_REFERENCE_OPTIONS))

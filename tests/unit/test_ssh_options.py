@@ -1,10 +1,10 @@
-"""The user's ssh -o options win over mitogen's own (mux/ssh.py)."""
+"""The user's ssh -o options win over mitogen's own (target/ssh.py)."""
 from __future__ import annotations
 
 import mitogen.master
 import pytest
 
-from ansible_svc.mux import ssh
+from ansible_svc.target import ssh
 
 
 @pytest.mark.parametrize('args', [

@@ -46,6 +46,10 @@ class BecomeModule(BecomeBase):
 
     name = 'doas'
 
+    # doas reads the password from the terminal, like su: vanilla must not
+    # pipe the module to it.
+    pipelining = False
+
     fail = ('Authentication failed',)
     missing = ('Authentication required',)
 

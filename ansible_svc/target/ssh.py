@@ -1,6 +1,7 @@
 """The ssh connection that carries a target's login interpreter.
 
-Runs in the mux. Global state: none.
+Runs in the mux, and in a bastion's interpreter for the next hop
+(``children``). Global state: none.
 
 mitogen builds the ssh command line with options of its own (``LogLevel``,
 ``BatchMode``, ``StrictHostKeyChecking``, known-hosts files, keepalive)
@@ -10,13 +11,13 @@ win. :class:`SshConnection` leaves out each of mitogen's own options that
 the user's arguments set.
 """
 
-from __future__ import annotations
+# !mitogen: minify_safe
 
 import mitogen.core
 import mitogen.ssh
 
 
-def option_names(args) -> set:
+def option_names(args):
     """The ``-o`` options (lower case) that ssh `args` set, in any of ssh's
     spellings: ``-o Name=v``, ``-oName=v``, ``-o "Name v"``."""
     args = list(args or ())
@@ -34,7 +35,7 @@ def option_names(args) -> set:
     return names
 
 
-def without_overridden(argv: list, user_args: list) -> list:
+def without_overridden(argv, user_args):
     """`argv` (an ssh command line that ends with `user_args` and what
     follows them) minus the ``-o`` options before `user_args` that
     `user_args` set too."""
