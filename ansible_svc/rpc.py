@@ -10,6 +10,16 @@ import mitogen.core
 LOG = logging.getLogger(__name__)
 
 
+def connect_with(router, klass, **kwargs):
+    """``router.connect`` for a connection class of our own: mitogen's
+    looks the class up among ``mitogen.*`` modules by method name."""
+    kwargs.setdefault("debug", router.debug)
+    kwargs.setdefault("profiling", router.profiling)
+    kwargs.setdefault("unidirectional", router.unidirectional)
+    kwargs.setdefault("name", None)
+    return router._connect(klass, **mitogen.core.Kwargs(kwargs))
+
+
 def cast_service(recipient, service, method, **kwargs):
     """Call a service method on `recipient` without asking for a reply.
 

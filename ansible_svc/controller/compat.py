@@ -31,7 +31,11 @@ adapter method, with a contract check:
    :func:`guard_result_queue` makes safe against the workers' own signal
    handler;
 8. a become plugin's random id (``BecomeBase._id``), which its
-   ``build_become_command`` puts in the success marker and the prompt.
+   ``build_become_command`` puts in the success marker and the prompt;
+9. key data (``private_key``): the ssh plugin's own
+   ``_populate_agent`` puts the key into the run's ssh-agent;
+10. su's localized password prompts (``prompt_l10n``, else the plugin's
+   ``SU_PROMPT_LOCALIZATIONS``), matched as its ``check_password_prompt`` does.
 
 How it works:
 
@@ -148,9 +152,29 @@ class Core219:
         remove_internal_keys(parsed)
         return parsed
 
+    def populate_agent(self, connection) -> str:
+        """Add the key data of `connection` (an ``ansible.builtin.ssh``
+        connection with our options) to the run's ssh-agent; return the
+        path of its public half."""
+        return str(connection._populate_agent())
+
     def become_id(self, plugin) -> str:
         """The random id of `plugin`'s last ``build_become_command``."""
         return plugin._id
+
+    def localized_prompt(self, plugin) -> str | None:
+        """The regular expression `plugin`'s own ``check_password_prompt``
+        finds its password prompt with, for plugins that list the prompt in
+        every language (``su``: ``prompt_l10n``, else its built-in list);
+        None for the others."""
+        try:
+            prompts = plugin.get_option("prompt_l10n")
+        except KeyError:
+            return None
+        prompts = prompts or getattr(plugin, "SU_PROMPT_LOCALIZATIONS", None)
+        if not prompts:
+            return None
+        return "(?i)(?:%s)\\s*[:\uff1a]" % "|".join(re.escape(str(p)) for p in prompts)
 
     def results_contract(self) -> str | None:
         try:
@@ -177,7 +201,7 @@ class Core219:
 
 
 class Core220(Core219):
-    """ansible-core 2.20: as 2.19 for everything we touch."""
+    """ansible-core 2.20: as 2.19."""
 
     series = (2, 20)
 
@@ -384,6 +408,33 @@ def _check_become(core: Core219) -> str | None:
     return None
 
 
+def _check_su_prompts(core: Core219) -> str | None:
+    """Our pattern must find exactly the prompts su's own code finds."""
+    from ansible.plugins.loader import become_loader
+
+    plugin = become_loader.get("su")
+    plugin.set_options()
+    pattern = core.localized_prompt(plugin)
+    if pattern is None:
+        return "the su become plugin lists no localized prompts"
+    found = re.compile(pattern.encode("utf-8"))
+    for sample in ("Password: ", "Passwort:", "Mot de passe : ", "\u30d1\u30b9\u30ef\u30fc\u30c9\uff1a", "Login: ", "password"):
+        data = sample.encode("utf-8")
+        if bool(found.search(data)) != bool(plugin.check_password_prompt(data)):
+            return "su's check_password_prompt and ours disagree on %r" % sample
+    return None
+
+
+def _check_agent_keys(core: Core219) -> str | None:
+    from ansible.plugins.connection import ssh
+
+    if not callable(getattr(ssh.Connection, "_populate_agent", None)):
+        return "ansible.builtin.ssh has no _populate_agent"
+    if "private_key:" not in ssh.DOCUMENTATION:
+        return "ansible.builtin.ssh has no private_key option"
+    return None
+
+
 CHECKS: dict[str, t.Callable[[Core219], str | None]] = {
     "poll": _check_poll,
     "result_queue": _check_result_queue,
@@ -391,6 +442,8 @@ CHECKS: dict[str, t.Callable[[Core219], str | None]] = {
     "ansiballz": _check_ansiballz,
     "async_wrapper": _check_async_wrapper,
     "become": _check_become,
+    "su_prompts": _check_su_prompts,
+    "agent_keys": _check_agent_keys,
 }
 
 #: What steps aside when a check fails (for the warning).
@@ -401,6 +454,8 @@ FALLBACKS = {
     "ansiballz": "modules run as vanilla's AnsiballZ wrapper, one Python per task",
     "async_wrapper": "async jobs run through vanilla's async_wrapper",
     "become": "tasks that become through plugins other than sudo, su and doas fail",
+    "su_prompts": "su with a password answers only an English prompt (mitogen's)",
+    "agent_keys": "key data (ansible_ssh_private_key) is not used; use a key file",
 }
 
 

@@ -89,8 +89,9 @@ class SvcConnectionBase(ConnectionBase):
     """Shared logic of our connection plugins; subclasses build the spec."""
 
     has_pipelining = True
-    #: Which session-level shell runs commands: None is the login shell.
-    command_shell: str | None = None
+    #: Which shell runs commands: None is the login shell, False none (the
+    #: command line is split into words and run).
+    command_shell: str | None | bool = None
     #: Ansible's own plugin for this transport: runs commands and transfers
     #: files on a target that has no Python yet (``raw`` bootstrap plays).
     vanilla_plugin: str = ""
@@ -163,6 +164,25 @@ class SvcConnectionBase(ConnectionBase):
     def build_spec(self) -> dict:
         raise NotImplementedError
 
+    def command_terminal(self, sudoable: bool) -> bytes | None:
+        """Whether a command without input runs on a terminal, as vanilla's
+        transport runs it: None for pipes, else what the transport adds to
+        stderr when the terminal session ends."""
+        return None
+
+    def with_key_data(self, spec: dict) -> dict:
+        """`spec` logging in with key data (``private_key``) as vanilla does:
+        Ansible's ssh plugin adds the key to the run's ssh-agent. Unchanged
+        (the key data unused, with a warning) if that code is not as we
+        expect."""
+        if not compat.contract_ok("agent_keys"):
+            return spec
+        try:
+            public_key = compat.adapter().populate_agent(self._vanilla_connection())
+        except Exception as exc:  # vanilla's words and outcome
+            raise AnsibleAuthenticationFailure("Failed to add configured private key into ssh-agent.") from exc
+        return specs.with_agent_key(spec, public_key, os.environ.get("SSH_AUTH_SOCK"))
+
     def _connect(self):
         """Use the session for the current task's (or loop item's) settings.
 
@@ -205,7 +225,12 @@ class SvcConnectionBase(ConnectionBase):
                     else:
                         display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
                         isolation = specs.plain(self.get_option("task_isolation"))
-                        return self._session.run_module(payload, become, env, self._cwd(), isolation)
+                        try:
+                            return self._session.run_module(payload, become, env, self._cwd(), isolation)
+                        except InterpreterMissing as exc:
+                            # Vanilla's own outcome ("The module interpreter
+                            # ... was not found"), through its plugin.
+                            return self._vanilla_exec(exc, cmd, in_data, sudoable, become)
             cmd = specs.plain(to_text(cmd))
             command = async_jobs.parse_command(cmd) if in_data is None else None
             if command is not None:
@@ -213,12 +238,19 @@ class SvcConnectionBase(ConnectionBase):
             display.vvv("EXEC %s" % cmd, host=self._host())
             cwd = self._cwd()
             stdin = bytes(to_bytes(in_data)) if in_data is not None else None
+            closed_notice = self.command_terminal(sudoable) if stdin is None else None
             try:
-                return self._session.run_command(cmd, stdin, become, self.command_shell, cwd)
+                rc, out, err = self._session.run_command(cmd, stdin, become, self.command_shell, cwd,
+                                                         tty=closed_notice is not None)
+                return rc, out, err + (closed_notice or b"")
             except InterpreterMissing as exc:
-                if become:
-                    cmd = self.become._plugin.build_become_command(cmd, self._shell)
-                return self._without_python(exc).exec_command(cmd, in_data=in_data, sudoable=sudoable)
+                return self._vanilla_exec(exc, cmd, in_data, sudoable, become)
+
+    def _vanilla_exec(self, why, cmd, in_data, sudoable, become):
+        """``exec_command`` through Ansible's own plugin, as become wants."""
+        if become:
+            cmd = self.become._plugin.build_become_command(cmd, self._shell)
+        return self._without_python(why).exec_command(cmd, in_data=in_data, sudoable=sudoable)
 
     def _start_async(self, command, become, env):
         display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""), host=self._host())
@@ -292,6 +324,9 @@ class SvcConnectionBase(ConnectionBase):
             options["ssh_args"] = shlex.join(specs.split_ssh_args(options["ssh_args"]))
         if self._vanilla is None:
             self._vanilla = strategy.load_vanilla_connection(self.vanilla_plugin, self._play_context)
+            if self._vanilla is None:
+                raise AnsibleError("ansible-svc runs this operation through %s (the target has no Python yet, or "
+                                   "ANSIBLE_SVC_DISABLE is set), which is not installed" % self.vanilla_plugin)
             become = self.become
             self._vanilla.set_become_plugin(become._plugin if isinstance(become, BecomeRequest) else become)
         self._vanilla.set_options(direct=options)

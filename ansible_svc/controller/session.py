@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 
 import mitogen.core
 import mitogen.select
@@ -118,7 +119,9 @@ class Session(object):
             raise TargetUnreachable("lost the ansible-svc mux: %s" % exc) from exc
 
     def context(self, become: bool, python: str | None = None):
-        """The target context to address, connecting through the mux."""
+        """The target context to address, connecting through the mux, with
+        the spec's ``retries`` more attempts while the host is unreachable
+        (vanilla's ``reconnection_retries`` pauses between them)."""
         wanted = (become, python)
         ctx = self._contexts.get(wanted)
         if ctx is not None:
@@ -128,7 +131,14 @@ class Session(object):
             spec["become"] = None
         # Bounded: our connect may queue behind another worker's for the
         # same host, each limited by the spec's timeout plus the mux's probe.
-        reply = self._call_mux("get", timeout=CONNECT_GRACE + 2 * (spec.get("timeout") or 30), spec=spec)
+        for attempt in range(1 + (spec.get("retries") or 0)):
+            if attempt:
+                pause = min(2 ** (attempt - 1) - 1, 30)
+                LOG.debug("%s unreachable: attempt %d in %ds", self.spec.get("host"), attempt + 1, pause)
+                time.sleep(pause)
+            reply = self._call_mux("get", timeout=CONNECT_GRACE + 2 * (spec.get("timeout") or 30), spec=spec)
+            if reply.get("error", {}).get("kind") != "unreachable":
+                break
         if "error" in reply:
             error = reply["error"]
             raise _ERRORS.get(error["kind"], SessionError)(error["msg"])
@@ -175,8 +185,10 @@ class Session(object):
 
     # -- commands and files -----------------------------------------------
 
-    def run_command(self, cmd: str, stdin: bytes | None, become: bool, shell: str | None, cwd: str | None):
-        rc, out, err = self._run(become, "command", cmd=cmd, stdin=stdin, shell=shell, cwd=cwd)
+    def run_command(self, cmd: str, stdin: bytes | None, become: bool, shell: str | None, cwd: str | None,
+                    tty: bool = False):
+        term = os.environ.get("TERM") if tty else None  # as ssh -tt sends it
+        rc, out, err = self._run(become, "command", cmd=cmd, stdin=stdin, shell=shell, cwd=cwd, tty=tty, term=term)
         return rc, bytes(out), bytes(err)
 
     def put_file(self, local_path: str, remote_path: str, become: bool = False) -> None:
@@ -205,19 +217,14 @@ class Session(object):
 
     def run_module(self, payload: ansiballz.ModulePayload, become: bool, env: dict, cwd: str | None, isolation: str = "fork"):
         """Run a module job; return ``(rc, stdout, stderr)`` as a pipe would.
+        Raises InterpreterMissing when the payload's interpreter is not there.
 
         If the wait ends early (Ansible's task ``timeout:``, Ctrl-C), the
         target is told to stop the module, so the interpreter is free for
         the next task.
         """
         attachment = mux_client.attach()
-        try:
-            ctx = self.context(become, payload.interpreter)
-        except InterpreterMissing as exc:
-            # What vanilla's `/bin/sh -c '<interpreter>'` gives; Ansible turns
-            # it into "The module interpreter ... was not found".
-            LOG.debug("module interpreter %s missing: %s", payload.interpreter, exc)
-            return 127, b"", ("/bin/sh: 1: %s: not found\n" % payload.interpreter).encode("utf-8", "replace")
+        ctx = self.context(become, payload.interpreter)
         try:
             path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
         except FileNotFoundError as exc:

@@ -28,6 +28,13 @@ REDIRECTS = {
     "local": "svc_local",
     "ansible.builtin.local": "svc_local",
     "ansible.legacy.local": "svc_local",
+    # Container connections, by their collections' names (ansible-core
+    # routes the short names docker and chroot to these).
+    "containers.podman.podman": "svc_podman",
+    "community.docker.docker": "svc_docker",
+    "docker": "svc_docker",
+    "community.general.chroot": "svc_chroot",
+    "chroot": "svc_chroot",
     # The reference's names, so that switching from it is the strategy line.
     "mitogen_ssh": "svc_ssh",
     "mitogen_local": "svc_local",

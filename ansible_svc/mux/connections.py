@@ -11,7 +11,7 @@ How it works:
    ``ansible_svc.controller.spec``.
 2. Interpreters are cached per *layer*: the login layer is everything that
    makes a login different (transport, address, account, key, ssh options,
-   and a digest of the password); a become layer adds the become settings
+   a container's exec command line, and a digest of the password); a become layer adds the become settings
    (method, user, exe, flags, and a digest of the become password). A layer
    holds one interpreter per command line it was started with.
 3. A request names its interpreter as Ansible does (``/usr/bin/python3``,
@@ -57,7 +57,7 @@ import mitogen.ssh
 import mitogen.su
 import mitogen.sudo
 
-from ansible_svc.mux import become as become_plugin, proxied
+from ansible_svc.mux import become as become_plugin, containers, proxied
 from ansible_svc.rpc import call_async
 from ansible_svc.target import commands, runner, ssh
 
@@ -129,7 +129,8 @@ def interpreter_missing(exc: BaseException, python: str) -> bool:
     target was reached: its shell, or exec, said so)."""
     msg = str(exc)
     words = shlex.split(python)
-    return bool(words) and words[0] in msg and ("not found" in msg or "No such file or directory" in msg)
+    lower = msg.lower()
+    return bool(words) and words[0] in msg and ("not found" in lower or "no such file or directory" in lower)
 
 
 class ConnectionService(mitogen.service.Service):
@@ -164,7 +165,7 @@ class ConnectionService(mitogen.service.Service):
             address_key(spec), spec.get("identity_file"), spec.get("ssh_path"), tuple(spec.get("ssh_args") or ()),
             spec.get("check_host_keys"), self._digest(spec.get("password")),
             tuple((hop["host"], hop["port"], hop["user"]) for hop in spec.get("via") or ()),
-        )
+        ) + ((tuple(containers.exec_argv(spec)),) if spec["transport"] in containers.KINDS else ())
 
     def become_layer(self, spec: dict) -> tuple:
         """The login layer plus everything that grants the become account."""
@@ -259,11 +260,13 @@ class ConnectionService(mitogen.service.Service):
         return self._interpreter(self.become_layer(spec), spec.get("python"), default, lambda p: self._start_become(spec, login.context, p))
 
     def _start_login(self, spec, python, via=None):
-        """Start the login interpreter: locally, over ssh from the mux, or
-        over ssh from the bastion context `via`."""
+        """Start the login interpreter: locally, in a container, over ssh
+        from the mux, or over ssh from the bastion context `via`."""
         timeout = spec.get("timeout") or 30
         if spec["transport"] == "local":
             return self.router.local(python_path=shlex.split(python), connect_timeout=timeout, remote_name="ansible-svc")
+        if spec["transport"] in containers.KINDS:
+            return containers.connect(self.router, spec, python, timeout)
         kwargs = dict(
             hostname=spec["host"],
             port=spec.get("port"),
@@ -273,6 +276,7 @@ class ConnectionService(mitogen.service.Service):
             identities_only=False,
             compression=False,
             password=spec.get("password"),
+            password_prompt=spec.get("password_prompt"),
             ssh_path=spec.get("ssh_path") or "ssh",
             ssh_args=list(spec.get("ssh_args") or ()),
             keepalive_interval=spec.get("keepalive_interval") or KEEPALIVE_INTERVAL,

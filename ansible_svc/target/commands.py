@@ -80,20 +80,33 @@ def login_shell():
     return shell
 
 
-def run_command(cmd, stdin=None, shell=None, cwd=None):
+def run_command(cmd, stdin=None, shell=None, cwd=None, tty=False, term=None):
     """Run `cmd` with ``shell -c`` and return ``(rc, stdout, stderr)``.
 
-    `shell` of None means the account's login shell, as ssh runs a command.
-    Output is returned as bytes, untouched, like a pipe would give it.
-    Ansible's housekeeping commands (temp dirs, chmod) are done without a
-    shell when that gives the same result (``housekeeping``).
+    `shell` of None means the account's login shell, as ssh runs a command;
+    False means no shell: the command line is split into words and run.
+    Output is returned as bytes, untouched, like a pipe would give it, or
+    with `tty` (no `stdin`) as a terminal gives it, like ``ssh -tt``: the
+    command runs on a pseudo-terminal of its own, stderr joins stdout and
+    line ends are CRLF, and ``TERM`` is `term` (the controller's, as ssh
+    sends it). Ansible's housekeeping commands (temp dirs, chmod)
+    are done without a shell when that gives the same result
+    (``housekeeping``).
     """
     if stdin is None:
         done = housekeeping.run(cmd)
         if done is not None:
             rc, out, err = done
+            if tty:
+                out, err = (out + err).replace(b"\n", b"\r\n"), b""
             return rc, mitogen.core.Blob(out), mitogen.core.Blob(err)
-    argv = [shell or login_shell(), "-c", cmd]
+    if shell is False:  # as containers.podman: the words, run without a shell
+        import shlex
+        argv = shlex.split(cmd)
+    else:
+        argv = [shell or login_shell(), "-c", cmd]
+    if tty and stdin is None:
+        return _run_on_tty(argv, cwd, term)
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -111,8 +124,41 @@ def run_command(cmd, stdin=None, shell=None, cwd=None):
             threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
         elif proc.stdin is not None:
             proc.stdin.close()
-        stdout, stderr = _read_until_exit(proc)
+        stdout, stderr = _read_until_exit(proc, [proc.stdout, proc.stderr])
         return proc.wait(), mitogen.core.Blob(stdout), mitogen.core.Blob(stderr)
+    finally:
+        RUNNING.discard(proc.pid)
+
+
+def _run_on_tty(argv, cwd, term):
+    """`argv` on a new pseudo-terminal, its controlling tty, as sshd runs a
+    session that asked for one: what the terminal shows is the output."""
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, SSH_TTY=os.ttyname(slave))
+    env.pop("TERM", None)
+    if term:
+        env["TERM"] = term
+
+    def take_terminal():
+        import fcntl
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, close_fds=True,
+                                start_new_session=True, preexec_fn=take_terminal)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    RUNNING.add(proc.pid)
+    try:
+        with os.fdopen(master, "rb", buffering=0) as terminal:
+            output = _read_until_exit(proc, [terminal])[0]
+        return proc.wait(), mitogen.core.Blob(output), mitogen.core.Blob(b"")
     finally:
         RUNNING.discard(proc.pid)
 
@@ -125,14 +171,15 @@ def _feed(pipe, data):
         pass  # the command did not read it all: as with a pipe
 
 
-def _read_until_exit(proc):
-    """The command's output, read until the shell exits (plus a short grace
-    for what is in flight), not until every process holding its pipes does:
-    a daemon or ``sleep 20 &`` started by the command must not hold the task,
-    as ssh's session ends when the shell does. Pipes still open then are
-    closed (their holders get EPIPE, as when sshd closes the channel)."""
-    chunks = {proc.stdout: [], proc.stderr: []}
-    open_pipes = list(chunks)
+def _read_until_exit(proc, pipes):
+    """What came out of `pipes` (one bytes per pipe), read until the shell
+    exits (plus a short grace for what is in flight), not until every
+    process holding them does: a daemon or ``sleep 20 &`` started by the
+    command must not hold the task, as ssh's session ends when the shell
+    does. Pipes still open then are closed (their holders get EPIPE, or a
+    hangup on a terminal, as when sshd closes the channel)."""
+    chunks = {pipe: [] for pipe in pipes}
+    open_pipes = list(pipes)
     ended_at = None
     while open_pipes:
         if ended_at is None and proc.poll() is not None:
@@ -145,14 +192,17 @@ def _read_until_exit(proc):
                 break
         ready, _, _ = select.select(open_pipes, [], [], wait)
         for pipe in ready:
-            data = os.read(pipe.fileno(), 65536)
+            try:
+                data = os.read(pipe.fileno(), 65536)
+            except OSError:  # EIO: a terminal's last holder has closed it
+                data = b""
             if data:
                 chunks[pipe].append(data)
             else:
                 open_pipes.remove(pipe)
-    for pipe in chunks:
+    for pipe in pipes:
         pipe.close()
-    return b"".join(chunks[proc.stdout]), b"".join(chunks[proc.stderr])
+    return [b"".join(chunks[pipe]) for pipe in pipes]
 
 
 def _atomic_write(path, write, mode=None):

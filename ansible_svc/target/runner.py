@@ -40,8 +40,8 @@ class TaskRunner(mitogen.service.Service):
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"cmd": str})
-    def command(self, cmd, stdin=None, shell=None, cwd=None):
-        return commands.run_command(cmd, stdin=stdin, shell=shell, cwd=cwd)
+    def command(self, cmd, stdin=None, shell=None, cwd=None, tty=False, term=None):
+        return commands.run_command(cmd, stdin=stdin, shell=shell, cwd=cwd, tty=tty, term=term)
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     @mitogen.service.arg_spec({"job_id": str, "mux_id": int, "payload_key": str, "spec": dict})

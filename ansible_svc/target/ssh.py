@@ -8,13 +8,18 @@ mitogen builds the ssh command line with options of its own (``LogLevel``,
 ahead of the user's ssh arguments. ssh takes the first value it is given
 for an option, so the user's would lose, where vanilla Ansible lets them
 win. :class:`SshConnection` leaves out each of mitogen's own options that
-the user's arguments set.
+the user's arguments set, and answers the user's own password prompt
+(``sshpass_prompt``) as well as ssh's.
 """
 
 # !mitogen: minify_safe
 
+import re
+
 import mitogen.core
 import mitogen.ssh
+
+from ansible_svc import rpc
 
 
 def option_names(args):
@@ -59,18 +64,40 @@ def without_overridden(argv, user_args):
     return kept + list(argv[end:])
 
 
+class SetupProtocol(mitogen.ssh.SetupProtocol):
+    """mitogen's answers to ssh's prompts, and to one more prompt."""
+
+    def add_password_prompt(self, prompt):
+        pattern = re.compile(re.escape(prompt.encode("utf-8")))
+        self.PARTIAL_PATTERNS = [(pattern, type(self)._on_password_prompt)] + list(self.PARTIAL_PATTERNS)
+
+
+class Options(mitogen.ssh.Options):
+    #: A password prompt besides ssh's own (``sshpass_prompt``: a PIN, a
+    #: wrapper's, a localized PAM prompt), answered with the password.
+    password_prompt = None
+
+    def __init__(self, password_prompt=None, **kwargs):
+        super(Options, self).__init__(**kwargs)
+        self.password_prompt = password_prompt
+
+
 class SshConnection(mitogen.ssh.Connection):
     """mitogen's ssh connection; the user's ssh options win over its own."""
 
+    options_class = Options
+    diag_protocol_class = SetupProtocol
+
     def get_boot_command(self):
-        return without_overridden(super().get_boot_command(), self.options.ssh_args)
+        return without_overridden(super(SshConnection, self).get_boot_command(), self.options.ssh_args)
+
+    def stderr_stream_factory(self):
+        stream = super(SshConnection, self).stderr_stream_factory()
+        if self.options.password_prompt:
+            stream.protocol.add_password_prompt(self.options.password_prompt)
+        return stream
 
 
 def connect(router, **kwargs):
     """``router.ssh(**kwargs)``, through :class:`SshConnection`."""
-    # What mitogen's Router.connect sets before connecting.
-    kwargs.setdefault("debug", router.debug)
-    kwargs.setdefault("profiling", router.profiling)
-    kwargs.setdefault("unidirectional", router.unidirectional)
-    kwargs.setdefault("name", None)
-    return router._connect(SshConnection, **mitogen.core.Kwargs(kwargs))
+    return rpc.connect_with(router, SshConnection, **kwargs)

@@ -188,6 +188,143 @@ options:
     cli:
       - name: private_key_file
         option: --private-key
+  private_key:
+    description:
+      - Private key contents, as vanilla's. Ansible's
+        own code adds the key to the run's ssh-agent (the C(SSH_AGENT) setting must be C(auto) or an
+        agent's socket) and ssh picks it by its public half. Takes precedence over O(private_key_file).
+    type: string
+    env:
+      - name: ANSIBLE_PRIVATE_KEY
+    vars:
+      - name: ansible_private_key
+      - name: ansible_ssh_private_key
+  private_key_passphrase:
+    description: Passphrase of O(private_key) (not of O(private_key_file)).
+    type: string
+    env:
+      - name: ANSIBLE_PRIVATE_KEY_PASSPHRASE
+    vars:
+      - name: ansible_private_key_passphrase
+      - name: ansible_ssh_private_key_passphrase
+  sshpass_prompt:
+    description:
+      - A password prompt to answer with O(password) besides ssh's own (vanilla's C(sshpass -P)), for
+        example a PIN prompt or a localized one.
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: sshpass_prompt
+    env:
+      - name: ANSIBLE_SSHPASS_PROMPT
+    vars:
+      - name: ansible_sshpass_prompt
+  password_mechanism:
+    description:
+      - How the login password reaches ssh. V(sshpass) and V(ssh_askpass) (vanilla's default) both
+        mean that O(password) is typed at ssh's prompt (and at
+        O(sshpass_prompt)) through a pseudo-terminal; V(disable) means it is never typed, and ssh runs
+        with C(BatchMode yes).
+    type: string
+    default: ssh_askpass
+    choices: [sshpass, ssh_askpass, disable]
+    ini:
+      - section: ssh_connection
+        key: password_mechanism
+    env:
+      - name: ANSIBLE_SSH_PASSWORD_MECHANISM
+    vars:
+      - name: ansible_ssh_password_mechanism
+  pkcs11_provider:
+    description:
+      - PKCS11 smart card provider, for example C(/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so). As vanilla,
+        ssh runs with C(PKCS11Provider) and public key authentication only, and O(password) is the PIN,
+        typed at the C(Enter PIN for) prompt (or O(sshpass_prompt)); a provider without a password fails.
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: pkcs11_provider
+    env:
+      - name: ANSIBLE_PKCS11_PROVIDER
+    vars:
+      - name: ansible_ssh_pkcs11_provider
+  reconnection_retries:
+    description:
+      - Extra attempts to start the target's interpreter when ssh cannot reach the host (not after an
+        authentication failure, and never for a command that already ran), pausing 0, 1, 3, 7, ... (at
+        most 30) seconds between attempts as vanilla does.
+    type: integer
+    default: 0
+    ini:
+      - section: connection
+        key: retries
+      - section: ssh_connection
+        key: retries
+    env:
+      - name: ANSIBLE_SSH_RETRIES
+    vars:
+      - name: ansible_ssh_retries
+  use_tty:
+    description:
+      - As vanilla, commands that Ansible runs without a module and without input (C(raw), C(script),
+        modules Ansible does not pipeline) get a pseudo-terminal, like C(ssh -tt), so stderr joins stdout,
+        line ends are CRLF, and stderr ends with ssh's C(Shared connection to HOST closed.) notice
+        (C(Connection to HOST closed.) without C(ControlPersist); none with C(-q) or a C(LogLevel) below
+        C(INFO) in the ssh arguments). V(false) runs them on pipes.
+    type: boolean
+    default: true
+    ini:
+      - section: ssh_connection
+        key: usetty
+    env:
+      - name: ANSIBLE_SSH_USETTY
+    vars:
+      - name: ansible_ssh_use_tty
+  verbosity:
+    description:
+      - Not honoured. A host that sets it above 0 fails with a message, as ssh's debug output
+        is vanilla's alone (set E(ANSIBLE_SVC_DISABLE) for the run to see it).
+    type: int
+    default: 0
+    ini:
+      - section: ssh_connection
+        key: verbosity
+    env:
+      - name: ANSIBLE_SSH_VERBOSITY
+    vars:
+      - name: ansible_ssh_verbosity
+  scp_extra_args:
+    description:
+      - Not honoured. Files travel over the target interpreter's own ssh connection, never through
+        C(scp); a host that sets it fails with a message (put ssh options in O(ssh_extra_args)).
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: scp_extra_args
+    env:
+      - name: ANSIBLE_SCP_EXTRA_ARGS
+    vars:
+      - name: ansible_scp_extra_args
+    cli:
+      - name: scp_extra_args
+  sftp_extra_args:
+    description:
+      - Not honoured. Files travel over the target interpreter's own ssh connection, never through
+        C(sftp); a host that sets it fails with a message (put ssh options in O(ssh_extra_args)).
+    type: string
+    default: ''
+    ini:
+      - section: ssh_connection
+        key: sftp_extra_args
+    env:
+      - name: ANSIBLE_SFTP_EXTRA_ARGS
+    vars:
+      - name: ansible_sftp_extra_args
+    cli:
+      - name: sftp_extra_args
   ssh_executable:
     description: The ssh client to run.
     type: string
@@ -280,4 +417,12 @@ class Connection(SvcConnectionBase):
         super().__init__(*args, **kwargs)
 
     def build_spec(self):
-        return specs.ssh_spec(self.get_option)
+        spec = specs.ssh_spec(self.get_option)
+        if self.get_option("private_key"):
+            spec = self.with_key_data(spec)
+        return spec
+
+    def command_terminal(self, sudoable):
+        if not (sudoable and self.get_option("use_tty")):
+            return None
+        return specs.tty_closed_notice(self.get_option)

@@ -222,3 +222,6 @@ wait "$nopw" || die "ssh svc-login@$HOST:$PORT 'sudo -n true' failed; see $STATE
 wait "$pw" || die "ssh svc-pw@$HOST:$PORT 'sudo -S -k true' with its password failed"
 wait "$root" || die "ssh root@$HOST:$PORT failed; see $STATE/sshd.log"
 log "ok: sshd pid $(cat "$PIDFILE") on $HOST:$PORT, state in $STATE"
+
+# --- container targets --------------------------------------------------------
+bash "$REPO/tests/env/containers.sh"

@@ -7,6 +7,20 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE="${SVC_TEST_STATE:-$REPO/.state}"
 PIDFILE="$STATE/sshd.pid"
 
+# Container targets (tests/env/containers.sh): their containers and dockerd.
+CONTAINERS="$STATE/containers"
+if command -v podman >/dev/null; then
+    podman rm -f -t 0 svc-test-podman >/dev/null 2>&1 || true
+fi
+if [ -S "$CONTAINERS/docker.sock" ]; then
+    docker -H "unix://$CONTAINERS/docker.sock" rm -f svc-test-docker >/dev/null 2>&1 || true
+fi
+if [ -f "$CONTAINERS/dockerd.pid" ]; then
+    kill "$(cat "$CONTAINERS/dockerd.pid")" 2>/dev/null && echo "teardown.sh: stopped dockerd" >&2 || true
+    rm -f "$CONTAINERS/dockerd.pid"
+fi
+rm -f "$CONTAINERS/env.json"
+
 if [ ! -f "$PIDFILE" ]; then
     echo "teardown.sh: no $PIDFILE; nothing to stop" >&2
     exit 0

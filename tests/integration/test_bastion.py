@@ -131,7 +131,7 @@ PB = """
 
 
 def test_the_target_is_out_of_the_controllers_reach(network, tmp_path):
-    inventory = network.host('target', extra='ansible_ssh_timeout=5') + '\n'
+    inventory = network.host('target', extra='ansible_ssh_timeout=2') + '\n'
     run = run_playbook(PB, tmp_path=tmp_path, inventory=inventory, timeout=120)
     assert run.task('reached from')['status'] == 'unreachable', run.output
 

@@ -1,14 +1,18 @@
 """Become plugins beyond sudo and su (issue 14), each against vanilla on the
 same playbook: doas natively, a site's own plugin (svc_test_sudo, a test
-plugin ansible-svc knows nothing of) and sudo with flags mitogen's sudo does
-not take, both through the plugin's own command line. With and without a
-password; a wrong one fails the task as in vanilla and never hangs.
+plugin ansible-svc knows nothing of), sudo with flags mitogen's sudo does
+not take, and su with a password and a prompt in another language (a
+stand-in su that asks in German, as su does under LANG=de_DE), all three
+through the plugin's own command line. With and without a password; a
+wrong one fails the task as in vanilla and never hangs.
 
 How a task proves it was accelerated: its shell's parent is one of our
 interpreters (``python3(mitogen:ansible-svc)``).
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,10 +22,9 @@ from helpers import assert_same_results, inventory_for, run_playbook
 PLUGINS = {'ANSIBLE_BECOME_PLUGINS': str(Path(__file__).resolve().parent / 'become_plugins')}
 
 PB = """
-- hosts: target
+- hosts: all
   gather_facts: false
   become: true
-  become_method: "{{ method }}"
   tasks:
     - name: parent
       shell: "cat /proc/$PPID/cmdline | tr '\\\\0' ' '"
@@ -35,15 +38,15 @@ PB = """
       become_user: svc-target
     - name: reset
       file:
-        path: /tmp/svc-become-plugin-{{ method }}
+        path: /tmp/svc-become-plugin-{{ inventory_hostname }}
         state: absent
     - name: file
       copy:
-        content: "{{ method }}\\n"
-        dest: /tmp/svc-become-plugin-{{ method }}
+        content: "{{ inventory_hostname }}\\n"
+        dest: /tmp/svc-become-plugin-{{ inventory_hostname }}
     - name: stat
       stat:
-        path: /tmp/svc-become-plugin-{{ method }}
+        path: /tmp/svc-become-plugin-{{ inventory_hostname }}
     - name: module as another user
       setup:
         gather_subset: [min]
@@ -54,64 +57,96 @@ PB = """
       become: false
 """
 
+#: One inventory host per case: (become method, flags, login, password,
+#: group of the root task).
 CASES = {
-    # name: (method, flags, login, password, group of the root task)
     'doas': ('doas', None, 'svc-login', None, 'root'),
-    'doas with password': ('doas', None, 'svc-pw', 'svc-pw-secret', 'root'),
-    'own plugin': ('svc_test_sudo', None, 'svc-login', None, 'root'),
-    'own plugin with password': ('svc_test_sudo', None, 'svc-pw', 'svc-pw-secret', 'root'),
-    'sudo -g': ('sudo', '-H -S -n -g adm', 'svc-login', None, 'adm'),
+    'doas-password': ('doas', None, 'svc-pw', 'svc-pw-secret', 'root'),
+    'own-plugin': ('svc_test_sudo', None, 'svc-login', None, 'root'),
+    'own-plugin-password': ('svc_test_sudo', None, 'svc-pw', 'svc-pw-secret', 'root'),
+    'sudo-group': ('sudo', '-H -S -n -g adm', 'svc-login', None, 'adm'),
+    'su-german': ('su', None, 'root', 'geheim', 'root'),
 }
 
+#: su asking for its password in German (the real su then runs as root,
+#: which needs none).
+GERMAN_SU = """#!/bin/sh
+printf 'Passwort: '
+read -r pw
+[ "$pw" = geheim ] || { echo "su: Authentication failure"; exit 1; }
+exec su "$@"
+"""
 
-def _inventory(ssh_env, login, password, flags=None):
-    extra = f'ansible_become_password={password}' if password else ''
-    if flags:
-        extra += f" ansible_become_flags='{flags}'"
-    return inventory_for(ssh_env, user=login, extra=extra)
+
+@pytest.fixture
+def german_su():
+    """GERMAN_SU where every login account can run it (pytest's tmp_path is
+    root's own)."""
+    directory = Path(tempfile.mkdtemp(prefix='svc-su-', dir='/tmp'))
+    directory.chmod(0o755)
+    script = directory / 'german-su'
+    script.write_text(GERMAN_SU)
+    script.chmod(0o755)
+    yield script
+    shutil.rmtree(directory, ignore_errors=True)
 
 
-def _runs(pb, tmp_path, inventory, method, **kw):
-    return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, extra_vars={'method': method},
-                            env=PLUGINS, **kw)
+def _inventory(ssh_env, cases, german_su):
+    lines = ['[all]']
+    for name, (method, flags, login, password, _) in cases.items():
+        extra = f'ansible_become_method={method}'
+        if password:
+            extra += f' ansible_become_password={password}'
+        if flags:
+            extra += f" ansible_become_flags='{flags}'"
+        if name.startswith('su-german'):
+            extra += f' ansible_become_exe={german_su}'
+        target = inventory_for(ssh_env, user=login, extra=extra).splitlines()[1]
+        lines.append(name + target[len('target'):])
+    return '\n'.join(lines) + '\n'
+
+
+def _runs(pb, tmp_path, inventory, **kw):
+    return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, env=PLUGINS, **kw)
             for s in ('linear', 'svc_linear')}
 
 
-@pytest.mark.parametrize('case', list(CASES))
-def test_become_plugin_matches_vanilla(ssh_env, sshd_alive, tmp_path, case):
-    method, flags, login, password, group = CASES[case]
-    runs = _runs(PB, tmp_path, _inventory(ssh_env, login, password, flags), method)
+def test_become_plugins_match_vanilla(ssh_env, sshd_alive, tmp_path, german_su):
+    runs = _runs(PB, tmp_path, _inventory(ssh_env, CASES, german_su))
     vanilla, svc = runs['linear'].assert_ok(), runs['svc_linear'].assert_ok()
-    assert 'mitogen:ansible-svc' not in vanilla.task('parent')['result']['stdout']
-    assert 'mitogen:ansible-svc' in svc.task('parent')['result']['stdout'], svc.task('parent')
-    assert svc.task('user')['result']['stdout'] == 'root'
-    assert svc.task('group')['result']['stdout'] == group
-    assert svc.task('as another user')['result']['stdout'] == 'svc-target'
-    assert svc.task('stat')['result']['stat']['pw_name'] == 'root'
-    assert svc.task('module as another user')['result']['ansible_facts']['ansible_user_id'] == 'svc-target'
-    assert svc.task('after')['result']['stdout'] == login
+    for host, (method, flags, login, password, group) in CASES.items():
+        assert 'mitogen:ansible-svc' not in vanilla.task('parent', host)['result']['stdout']
+        assert 'mitogen:ansible-svc' in svc.task('parent', host)['result']['stdout'], svc.task('parent', host)
+        assert svc.task('user', host)['result']['stdout'] == 'root'
+        assert svc.task('group', host)['result']['stdout'] == group, host
+        assert svc.task('as another user', host)['result']['stdout'] == 'svc-target'
+        assert svc.task('stat', host)['result']['stat']['pw_name'] == 'root'
+        assert svc.task('module as another user', host)['result']['ansible_facts']['ansible_user_id'] == 'svc-target'
+        assert svc.task('after', host)['result']['stdout'] == login
     assert_same_results(vanilla, svc, skip_tasks=('parent', 'reset'))
 
 
 WRONG_PB = """
-- hosts: target
+- hosts: all
   gather_facts: false
   tasks:
     - name: wrong password
       command: id -un
       become: true
-      become_method: "{{ method }}"
     - name: after
       command: id -un
 """
 
 
-@pytest.mark.parametrize('method', ['doas', 'svc_test_sudo'])
-def test_a_wrong_password_fails_the_task_as_in_vanilla(ssh_env, sshd_alive, tmp_path, method):
-    runs = _runs(WRONG_PB, tmp_path, _inventory(ssh_env, 'svc-pw', 'not-the-password'), method, timeout=120)
+def test_a_wrong_password_fails_the_task_as_in_vanilla(ssh_env, sshd_alive, tmp_path, german_su):
+    cases = {method: (method, None, 'svc-pw', 'not-the-password', None) for method in ('doas', 'svc_test_sudo')}
+    # Logged in as svc-login: root's become to root would be skipped.
+    cases['su-german'] = ('su', None, 'svc-login', 'falsch', None)
+    runs = _runs(WRONG_PB, tmp_path, _inventory(ssh_env, cases, german_su), timeout=120)
     for strategy, run in runs.items():
         assert run.rc == 2, run.output
-        wrong = run.task('wrong password')
-        assert wrong['status'] == 'failed' and not wrong['result'].get('unreachable'), (strategy, wrong)
-        assert 'password' in wrong['result']['msg'].lower(), (strategy, wrong)
-        assert run.stats['target']['failures'] == 1 and run.stats['target']['unreachable'] == 0, (strategy, run.stats)
+        for host in cases:
+            wrong = run.task('wrong password', host)
+            assert wrong['status'] == 'failed' and not wrong['result'].get('unreachable'), (strategy, wrong)
+            assert 'password' in wrong['result']['msg'].lower(), (strategy, wrong)
+            assert run.stats[host]['failures'] == 1 and run.stats[host]['unreachable'] == 0, (strategy, run.stats)

@@ -23,7 +23,8 @@ def _env(**extra):
 
 
 @pytest.mark.parametrize('kind,name,options', [
-    ('connection', 'svc_ssh', ['remote_user', 'host_key_checking', 'private_key_file', 'ssh_args', 'port']),
+    ('connection', 'svc_ssh', ['remote_user', 'host_key_checking', 'private_key_file', 'ssh_args', 'port', 'via',
+                               'private_key', 'private_key_passphrase', 'sshpass_prompt']),
     ('connection', 'svc_local', ['python_interpreter', 'timeout']),
     ('strategy', 'svc_linear', []),
     ('module', 'mitogen_async_status', ['jid', 'mode']),

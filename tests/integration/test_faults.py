@@ -92,17 +92,26 @@ BACKGROUND_PB = """
 """
 
 
-def test_a_background_child_does_not_hold_the_task(ssh_env, sshd_alive, tmp_path):
-    """A command (raw, script, old-style modules) ends when its shell does,
-    as vanilla's ssh session does: the run is over while the backgrounded
-    sleep (holding the command's stdout) still runs."""
+@pytest.mark.parametrize('use_tty', [False, True])
+def test_a_background_child_does_not_hold_the_task(ssh_env, sshd_alive, tmp_path, use_tty):
+    """A command (raw, script, old-style modules) ends when its shell does:
+    on pipes (``use_tty: false``) the run is over while the backgrounded
+    sleep, holding the command's stdout, still runs (vanilla's ssh would
+    wait for it); on a terminal (vanilla's ``ssh -tt``, the default) the
+    sleep is hung up with the shell, as in vanilla."""
     sleep_for = '60.%d' % (os.getpid() % 1000 * 10 + 7)
+    inventory = inventory_for(ssh_env, extra=f'ansible_ssh_use_tty={use_tty}')
     try:
-        run = run_playbook(BACKGROUND_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env),
-                           extra_vars={'sleep_for': sleep_for}, timeout=50).assert_ok()
-        assert run.task('raw with a background child', 'target')['result']['stdout'].strip() == 'started'
-        still = [pid for pid, (_, cmd) in processes().items() if cmd == f'sleep {sleep_for}']
-        assert len(still) == 1, still
+        survivors = {}
+        for strategy in ('linear', 'svc_linear') if use_tty else ('svc_linear',):
+            run = run_playbook(BACKGROUND_PB, tmp_path=tmp_path / strategy, inventory=inventory, strategy=strategy,
+                               extra_vars={'sleep_for': sleep_for}, timeout=50).assert_ok()
+            assert run.task('raw with a background child', 'target')['result']['stdout'].strip() == 'started'
+            survivors[strategy] = [pid for pid, (_, cmd) in processes().items() if cmd == f'sleep {sleep_for}']
+            for pid in survivors[strategy]:
+                os.kill(pid, signal.SIGKILL)
+        assert len(survivors['svc_linear']) == (0 if use_tty else 1), survivors
+        assert survivors.get('linear', []) == [], survivors
     finally:
         for pid, (_, cmd) in processes().items():
             if cmd == f'sleep {sleep_for}':

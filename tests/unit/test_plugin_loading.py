@@ -38,8 +38,9 @@ def test_svc_ssh_spec(loaded_plugins):
     assert s['transport'] == 'ssh'
     assert (s['host'], s['port'], s['user']) == ('10.1.2.3', 2200, 'deploy')
     assert s['identity_file'] == '/keys/id'
-    # Default ssh_args (-C -o ControlMaster=auto -o ControlPersist=60s) minus the ControlMaster family.
-    assert s['ssh_args'] == ['-C', '-o', 'UserKnownHostsFile=/kh']
+    # Default ssh_args (-C -o ControlMaster=auto -o ControlPersist=60s) minus the ControlMaster family;
+    # the user's ControlPath is kept, never to start a master.
+    assert s['ssh_args'] == ['-C', '-o', 'UserKnownHostsFile=/kh', '-o', 'ControlPath=/tmp/x', '-o', 'ControlMaster=no']
     assert s['check_host_keys'] == 'ignore'
     assert s['default_python'] == '/usr/bin/python3'
     for value in (s['host'], s['user'], s['identity_file']):

@@ -7,9 +7,11 @@ from ansible_svc.controller import spec
 
 @pytest.mark.parametrize('args,want', [
     ('-C -o ControlMaster=auto -o ControlPersist=60s', ['-C']),
-    ('-oControlMaster=auto -oControlPersist=60s -oControlPath=/x/%h', []),
-    ('-o ControlPath=/tmp/%C -o ServerAliveInterval=5', ['-o', 'ServerAliveInterval=5']),
-    ('-o "ControlPersist 30" -o controlmaster=no -o CONTROLPATH=none', []),
+    # A ControlPath is kept, never to start a master: only to use an existing one.
+    ('-oControlMaster=auto -oControlPersist=60s -oControlPath=/x/%h', ['-o', 'ControlPath=/x/%h', '-o', 'ControlMaster=no']),
+    ('-o ControlPath=/tmp/%C -o ServerAliveInterval=5',
+     ['-o', 'ControlPath=/tmp/%C', '-o', 'ControlMaster=no', '-o', 'ServerAliveInterval=5']),
+    ('-o "ControlPersist 30" -o controlmaster=no -o CONTROLPATH=none', ['-o', 'CONTROLPATH=none', '-o', 'ControlMaster=no']),
     ('-oUserKnownHostsFile=/k -C -v', ['-o', 'UserKnownHostsFile=/k', '-C', '-v']),
     ('-o StrictHostKeyChecking=no', ['-o', 'StrictHostKeyChecking=no']),
 ])
@@ -71,7 +73,8 @@ def test_ssh_spec_from_options():
     s = spec.ssh_spec(opts.get)
     assert s == {'transport': 'ssh', 'host': 'h', 'port': 22, 'user': 'u', 'password': None, 'identity_file': '/k',
                  'ssh_path': 'ssh', 'ssh_args': ['-C', '-o', 'A=b'], 'check_host_keys': 'ignore', 'timeout': 7,
-                 'keepalive_interval': 20, 'keepalive_count': 4, 'default_python': None, 'via': []}
+                 'keepalive_interval': 20, 'keepalive_count': 4, 'default_python': None, 'via': [],
+                 'password_prompt': None, 'retries': 0}
     opts['host_key_checking'] = True
     opts['password'] = 'pw'
     s = spec.ssh_spec(opts.get)
@@ -79,6 +82,51 @@ def test_ssh_spec_from_options():
     import mitogen.core
     assert isinstance(s['password'], mitogen.core.Secret) and s['password'] == 'pw'
     assert 'pw' not in repr(s['password'])
+
+
+def test_password_mechanism_disable_types_no_password():
+    opts = {'host': 'h', 'password': 'pw', 'password_mechanism': 'disable', 'ssh_args': ''}
+    assert spec.ssh_spec(opts.get)['password'] is None
+    opts['password_mechanism'] = 'sshpass'
+    assert spec.ssh_spec(opts.get)['password'] == 'pw'
+
+
+def test_a_pkcs11_token_logs_in_with_its_pin_as_vanilla():
+    from ansible.errors import AnsibleError
+
+    opts = {'host': 'h', 'password': '1234', 'pkcs11_provider': '/lib/p11.so', 'ssh_args': '-C'}
+    s = spec.ssh_spec(opts.get)
+    assert s['ssh_args'] == spec.PKCS11_ARGS + ['-o', 'PKCS11Provider=/lib/p11.so', '-C']
+    assert s['password'] == '1234' and s['password_prompt'] == 'Enter PIN for '
+    opts['sshpass_prompt'] = 'PIN:'
+    assert spec.ssh_spec(opts.get)['password_prompt'] == 'PIN:'
+    with pytest.raises(AnsibleError, match='pkcs11_provider you must specify a password'):
+        spec.ssh_spec(dict(opts, password=None).get)
+
+
+@pytest.mark.parametrize('name,value', [('verbosity', 3), ('scp_extra_args', '-l 8000'), ('sftp_extra_args', '-l 80')])
+def test_an_unserved_ssh_option_is_refused_by_name(name, value):
+    from ansible.errors import AnsibleError
+
+    opts = {'host': 'h', name: value}
+    with pytest.raises(AnsibleError, match='ssh option %s' % name):
+        spec.ssh_spec(opts.get)
+    opts[name] = 0 if name == 'verbosity' else ''
+    spec.ssh_spec(opts.get)
+
+
+@pytest.mark.parametrize('args,want', [
+    ('-C -o ControlMaster=auto -o ControlPersist=60s', b'Shared connection to h closed.\r\n'),
+    ('-C', b'Connection to h closed.\r\n'),
+    ('-o ControlMaster=auto', b'Connection to h closed.\r\n'),
+    ('-o ControlMaster=auto -o ControlPersist=no', b'Connection to h closed.\r\n'),
+    ('-qC -o ControlMaster=auto -o ControlPersist=60s', b''),
+    ('-o LogLevel=ERROR', b''),
+    ('-o LogLevel=INFO -o LogLevel=QUIET', b'Connection to h closed.\r\n'),  # ssh: the first one wins
+    ('-o LogLevel=VERBOSE', b'Connection to h closed.\r\n'),
+])
+def test_the_tty_closed_notice_is_the_one_vanillas_ssh_prints(args, want):
+    assert spec.tty_closed_notice({'host': 'h', 'ssh_args': args}.get) == want
 
 
 def test_via_hops():
@@ -102,3 +150,12 @@ def test_an_unserved_reference_variable_is_refused_by_name(name):
     opts = {name: 'x'}
     with pytest.raises(AnsibleError, match=name):
         spec.ssh_spec(opts.get)
+
+
+def test_key_data_logs_in_with_the_agents_key():
+    base = {'identity_file': '/k', 'ssh_args': ['-C']}
+    s = spec.with_agent_key(base, '/tmp/SHA256:x.pub', '/tmp/agent.sock')
+    assert s['identity_file'] == '/tmp/SHA256:x.pub'
+    assert s['ssh_args'] == ['-C', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=/tmp/agent.sock']
+    assert base['ssh_args'] == ['-C']  # not changed in place
+    assert spec.with_agent_key(base, '/p.pub', None)['ssh_args'] == ['-C', '-o', 'IdentitiesOnly=yes']

@@ -56,3 +56,39 @@ def test_the_users_host_key_and_keepalive_options_win():
     assert got == ['LogLevel ERROR', 'Compression yes', 'ServerAliveCountMax 3', 'BatchMode yes',
                    'GlobalKnownHostsFile /dev/null', 'StrictHostKeyChecking=no', 'ServerAliveInterval 2']
     assert argv[argv.index('h') - len(user):argv.index('h')] == user
+
+
+class _Sink:
+    def __init__(self):
+        self.written = b''
+
+    def write(self, data):
+        self.written += data
+
+
+def _prompted(line, password_prompt):
+    """What the ssh setup protocol types when ssh's tty shows `line`."""
+    protocol = ssh.SetupProtocol()
+    if password_prompt:
+        protocol.add_password_prompt(password_prompt)
+    sink = _Sink()
+
+    class Stream:
+        name = 'test'
+        transmit_side = sink
+        conn = type('Conn', (), {'options': type('Options', (), {'password': 'pin-1234'})()})()
+
+    protocol.stream = Stream()
+    protocol.on_partial_line_received(line)
+    return sink.written
+
+
+def test_the_users_password_prompt_is_answered_as_ssh_s_own():
+    assert _prompted(b'Enter PIN for token: ', 'Enter PIN for') == b'pin-1234\n'
+    assert _prompted(b'Enter PIN for token: ', None) == b''  # mitogen knows only "password"
+    assert _prompted(b"svc@h's password: ", 'Enter PIN for') == b'pin-1234\n'  # ssh's own still answered
+
+
+def test_the_password_prompt_option_reaches_the_connection():
+    assert ssh.SshConnection.options_class(hostname='h', python_path=['python3'], max_message_size=1,
+                                           password_prompt='PIN:').password_prompt == 'PIN:'
