@@ -18,6 +18,9 @@ import pytest
 
 from helpers import PrivateSshd, assert_same_results, run_playbook
 
+# Bastion hops: no ansible-core code takes part (see conftest.py).
+pytestmark = pytest.mark.newest_core_only
+
 _SERIAL = itertools.count()
 
 

@@ -9,7 +9,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import REPO, load_ssh_env
+
+# The benchmark harness: no ansible-core code takes part (see conftest.py).
+pytestmark = pytest.mark.newest_core_only
 
 MODES = {'vanilla', 'reference', 'svc', 'floor'}
 WORKLOADS = {'loop10', 'tasks10'}

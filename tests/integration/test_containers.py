@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
 from helpers import STATE, assert_same_results, run_playbook
+
+# Containers' exec plumbing: no ansible-core code takes part (see conftest.py).
+pytestmark = pytest.mark.newest_core_only
 
 CONTAINERS_ENV = STATE / 'containers' / 'env.json'
 

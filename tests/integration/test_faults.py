@@ -17,6 +17,9 @@ import pytest
 from helpers import (PrivateSshd, inventory_for, new_svc_processes_after, prepare_playbook, processes, read_results,
                      run_playbook, svc_processes, wait_while_running)
 
+# Faults of our own processes: no ansible-core code takes part (see conftest.py).
+pytestmark = pytest.mark.newest_core_only
+
 FAULT_PB = """
 - hosts: target
   gather_facts: false
