@@ -65,11 +65,32 @@ def without_overridden(argv, user_args):
 
 
 class SetupProtocol(mitogen.ssh.SetupProtocol):
-    """mitogen's answers to ssh's prompts, and to one more prompt."""
+    """mitogen's answers to ssh's prompts, and to one more prompt; a login
+    refused keeps ssh's own words (``user@host: Permission denied
+    (publickey).``), as vanilla shows them."""
+
+    def _on_permission_denied(self, line, match):
+        options = self.stream.conn.options
+        if options.password is not None and self.password_sent:
+            verdict = mitogen.ssh.password_incorrect_msg
+        elif options.password is None and mitogen.ssh.PASSWORD_PROMPT_PATTERN.search(line):
+            verdict = mitogen.ssh.password_required_msg
+        else:
+            verdict = mitogen.ssh.auth_incorrect_msg
+        words = line.decode("utf-8", "replace").strip()
+        self.stream.conn._fail_connection(mitogen.ssh.PasswordError("%s: %s" % (verdict, words)))
+
 
     def add_password_prompt(self, prompt):
         pattern = re.compile(re.escape(prompt.encode("utf-8")))
         self.PARTIAL_PATTERNS = [(pattern, type(self)._on_password_prompt)] + list(self.PARTIAL_PATTERNS)
+
+
+# mitogen's table names its own handler: point it at ours.
+SetupProtocol.PATTERNS = [
+    (pattern, SetupProtocol._on_permission_denied if pattern is mitogen.ssh.PERMDENIED_PATTERN else handler)
+    for pattern, handler in mitogen.ssh.SetupProtocol.PATTERNS
+]
 
 
 class Options(mitogen.ssh.Options):

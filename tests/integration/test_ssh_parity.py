@@ -110,6 +110,20 @@ def test_the_users_password_prompt_is_answered_as_in_vanilla(ssh_env, sshd_alive
     assert_same_results(runs['linear'], runs['svc_linear'])
 
 
+def test_a_refused_key_keeps_ssh_own_words_as_in_vanilla(ssh_env, sshd_alive, tmp_path):
+    """A key the host does not take: UNREACHABLE in both, and the message
+    keeps ssh's own "user@host: Permission denied (publickey)"."""
+    key = tmp_path / 'stranger'
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
+    # No ControlPersist: vanilla would ride on a master an earlier test left.
+    inventory = inventory_for(ssh_env, extra='ansible_ssh_args=-C').replace(ssh_env['key'], str(key))
+    runs = _both(PB, tmp_path, inventory=inventory, env={'SSH_AUTH_SOCK': None})
+    for strategy, run in runs.items():
+        user = run.task('user', 'target')
+        assert user['status'] == 'unreachable', (strategy, run.output)
+        assert 'svc-login@127.0.0.1: Permission denied (publickey' in user['result']['msg'], (strategy, user)
+
+
 @pytest.mark.parametrize('pin', ['4321', '0000', None])
 def test_a_pkcs11_token_is_used_with_its_pin_as_in_vanilla(ssh_env, sshd_alive, tmp_path, pin):
     """With ``pkcs11_provider`` the password is the token's PIN, typed at
