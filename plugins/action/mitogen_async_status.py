@@ -17,5 +17,5 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         def run(self, tmp=None, task_vars=None):
             raise AnsibleError(
                 "mitogen_async_status needs the ansible_svc and mitogen Python packages in the "
-                "Python that runs Ansible (pip install ansible-svc): %s" % IMPORT_ERROR
+                "Python that runs Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR
             )

@@ -95,10 +95,13 @@ class Connection(SvcConnectionBase):
     command_shell = "/bin/sh"
     on_controller = True
 
-    def __init__(self, *args, **kwargs):
+    def __new__(cls, *args, **kwargs):
+        # Not in __init__: without our package the class is abstract, and
+        # Python refuses to create it before __init__ could say why.
         if IMPORT_ERROR is not None:
-            raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages: %s" % IMPORT_ERROR)
-        super().__init__(*args, **kwargs)
+            raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages in the Python that runs "
+                               "Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR)
+        return super().__new__(cls)
 
     def build_spec(self):
         return specs.local_spec(self.get_option)

@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         def run(self, iterator, play_context):
             raise AnsibleError(
                 "the %s strategy needs the ansible_svc and mitogen Python packages in the "
-                "Python that runs Ansible: %s" % (self.ansible_name, IMPORT_ERROR)
+                "Python that runs Ansible (pip install . from an ansible-svc checkout): %s" % (self.ansible_name, IMPORT_ERROR)
             )
 else:
     StrategyModule = accelerated(Base)
