@@ -47,17 +47,16 @@ def build_payload(name, args):
 @mitogen.core.takes_router
 def time_modes(zip_data, key, spec, runs, router=None):
     """On the target: median milliseconds per run, per mode."""
-    from ansible_svc.target import inline, modules
+    from ansible_svc.target import inline, modules, taskproc
 
-    payload = modules.Payload(router, key, bytes(zip_data))
-    payload.warm()
-    modules._PAYLOADS[key] = payload
-    modules._preload(payload)
+    state = modules.Interpreter()
+    payload = state.store.add(router, key, bytes(zip_data))
+    state.store.warm(payload)
     result = {}
     for mode, prepare, run in (
-        ('fork', lambda: None, lambda: modules.run_payload(payload, spec)),
-        ('spare', modules._fork_spare, lambda: modules.run_payload(payload, spec)),
-        ('inline', lambda: None, lambda: inline.run_inline(payload, spec)),
+        ('fork', lambda: None, lambda: taskproc.run(state, payload, spec)),
+        ('spare', lambda: taskproc.fork_spare(state), lambda: taskproc.run(state, payload, spec)),
+        ('inline', lambda: None, lambda: inline.run_inline(state.store, payload, spec)),
     ):
         for _ in range(3):
             prepare()

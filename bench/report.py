@@ -21,7 +21,10 @@ def cell(runs: list[RunResult], topology: str, workload: str, mode: str, metric:
         return None
     if not all(r.ok for r in measured):
         return FAIL
-    return statistics.median(getattr(r, metric) for r in measured)
+    values = [getattr(r, metric) for r in measured]
+    if any(v is None for v in values):
+        return None  # not measured (a mode without a mux, or older results)
+    return statistics.median(values)
 
 
 def stall_sum(runs: list[RunResult], topology: str, workload: str, mode: str):
@@ -94,11 +97,27 @@ def markdown(meta: dict, runs: list[RunResult]) -> str:
                          *(_ratio(values[OURS], values[m]) for m in ratio_modes)])
         out += _table(header, rows) + ['']
         for title, metric, digits in (('Controller CPU, user+sys seconds (median)', 'cpu', 2),
-                                      ('Controller peak RSS, MiB (median)', 'maxrss_mib', 0)):
+                                      ('Largest process of the controller\'s tree (ansible-playbook, its workers, '
+                                       'our mux), peak RSS, MiB (median)', 'maxrss_mib', 0)):
             out += [f'### {title}', '']
             rows = [[w, *(_fmt(cell(runs, name, w, m, metric), digits) for m in modes)]
                     for w in workloads]
             out += _table(['workload', *(LABELS[m] for m in modes)], rows) + ['']
+        out += ['### Peak RSS by process, MiB (median)', '',
+                'Sampled from /proc every 0.2 s: `controller` is the ansible-playbook process itself, `mux` '
+                'our mux process (– where a mode has none of its own), `target` the largest target '
+                'interpreter (a mitogen child, ours or the reference\'s) or, under vanilla, module process.', '']
+        mem_modes = [m for m in modes if m != 'floor']
+        rows = []
+        for w in workloads:
+            row = [w]
+            for m in mem_modes:
+                controller, mux, target = (cell(runs, name, w, m, k) for k in ('controller_mib', 'mux_mib', 'target_mib'))
+                both = controller + mux if isinstance(controller, float) and isinstance(mux, float) else None
+                row += [_fmt(controller, 0), _fmt(mux, 0), _fmt(both, 0), _fmt(target, 0)]
+            rows.append(row)
+        header = ['workload'] + [f'{LABELS[m]} {k}' for m in mem_modes for k in ('controller', 'mux', 'controller+mux', 'target')]
+        out += _table(header, rows) + ['']
         out += ['### Ansible run_command 1 s stalls (sum over the measured runs)', '',
                 'Command results whose `delta` is 1.0-1.5 s: ansible-core\'s `run_command` waited one '
                 'extra second after the command ended (a race in its poll loop, in every mode; see '

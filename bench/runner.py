@@ -37,6 +37,12 @@ class RunResult:
     error: str = ''
     recap: dict = field(default_factory=dict)
     stalls: int | None = None     # Ansible run_command 1 s stalls (bench_stalls callback)
+    # Peak RSS (VmHWM, sampled every SAMPLE_INTERVAL s) of: the ansible-playbook
+    # process itself, our mux, and the largest long-lived target interpreter
+    # (mitogen's, ours or the reference's) or, under vanilla, module process.
+    controller_mib: float | None = None
+    mux_mib: float | None = None
+    target_mib: float | None = None
 
     @property
     def warmup(self) -> bool:
@@ -77,6 +83,63 @@ def check(rc: int | None, recap: dict, hosts: list[str]) -> str:
         return 'failed/unreachable in recap: ' + ', '.join(
             f"{h} failed={s['failed']} unreachable={s['unreachable']}" for h, s in bad.items())
     return ''
+
+
+#: How often the memory sampler reads /proc while a run goes on.
+SAMPLE_INTERVAL = 0.2
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of a run's controller, mux and target interpreters.
+
+    Reads every process's ``VmHWM`` (its own peak RSS) from /proc while the
+    run goes on; the targets of every topology are processes of this
+    machine. A target interpreter is a mitogen child (its command line
+    carries ``(mitogen:``) or, under vanilla, a module process
+    (``AnsiballZ_``); task processes forked from an interpreter count as it.
+    """
+
+    def __init__(self, controller_pid: int):
+        super().__init__(daemon=True)
+        self.controller_pid = controller_pid
+        self.peaks = {'controller': None, 'mux': None, 'target': None}
+        self._stop = threading.Event()
+
+    def run(self):
+        while not self._stop.wait(SAMPLE_INTERVAL):
+            self.sample()
+
+    def stop(self):
+        self._stop.set()
+        self.join()
+
+    def sample(self):
+        for entry in os.listdir('/proc'):
+            if not entry.isdigit():
+                continue
+            try:
+                cmdline = open(f'/proc/{entry}/cmdline', 'rb').read()
+                if int(entry) == self.controller_pid:
+                    role = 'controller'
+                elif b'ansible_svc.mux' in cmdline:
+                    role = 'mux'
+                elif b'(mitogen:' in cmdline or b'AnsiballZ_' in cmdline:
+                    role = 'target'
+                else:
+                    continue
+                hwm = _vm_hwm_mib(f'/proc/{entry}/status')
+            except OSError:
+                continue
+            if hwm is not None and (self.peaks[role] is None or hwm > self.peaks[role]):
+                self.peaks[role] = hwm
+
+
+def _vm_hwm_mib(status_path: str) -> float | None:
+    with open(status_path) as fp:
+        for line in fp:
+            if line.startswith('VmHWM:'):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def _wait4(pid: int, box: dict):
@@ -143,11 +206,14 @@ class Runner:
                 # ru_maxrss is a maximum over the whole benchmark.)
                 waiter = threading.Thread(target=_wait4, args=(proc.pid, box), daemon=True)
                 waiter.start()
+                sampler = MemorySampler(proc.pid)
+                sampler.start()
                 waiter.join(self.timeout)
                 timed_out = waiter.is_alive()
                 if timed_out:
                     kill_tree(proc.pid)
                     waiter.join()
+                sampler.stop()
                 proc.returncode = os.waitstatus_to_exitcode(box['status'])
             # Stragglers in the run's process group (none expected).
             with _suppress_gone():
@@ -165,7 +231,8 @@ class Runner:
             error += f' (log: {out_path})'
         return RunResult(topo.name, workload.name, mode.name, round_, not error,
                          round(box['end'] - start, 3), round(usage.ru_utime + usage.ru_stime, 3),
-                         round(usage.ru_maxrss / 1024, 1), rc, error, recap, parse_stalls(stdout))
+                         round(usage.ru_maxrss / 1024, 1), rc, error, recap, parse_stalls(stdout),
+                         sampler.peaks['controller'], sampler.peaks['mux'], sampler.peaks['target'])
 
 
 def _descendants(root: int) -> list[int]:

@@ -25,6 +25,8 @@ from ansible_svc import threads
 #: Environment variable carrying the mux socket path from the strategy to the
 #: workers it forks.
 SOCKET_ENV = "ANSIBLE_SVC_MUX_SOCKET"
+#: The pid and start time of that mux, which may still be starting.
+PID_ENV = "ANSIBLE_SVC_MUX_PID"
 
 
 class MuxUnavailable(Exception):
@@ -73,6 +75,18 @@ def _socket_for_run() -> str:
     return path
 
 
+def _wait_listening(path: str) -> None:
+    """Wait for a mux the strategy started without waiting (PID_ENV)."""
+    pid, _, start = os.environ.get(PID_ENV, "").partition(" ")
+    if not pid.isdigit() or os.path.exists(path):
+        return
+    from ansible_svc.controller import mux_process
+    try:
+        mux_process.wait_listening(path, int(pid), start)
+    except mux_process.MuxStartError as exc:
+        raise MuxUnavailable(str(exc)) from exc
+
+
 def attach() -> Attachment:
     """Return this process's attachment to the mux, connecting if needed."""
     global _current
@@ -80,6 +94,7 @@ def attach() -> Attachment:
         if _current is not None and _current.pid == os.getpid():
             return _current
         path = socket_path() or _socket_for_run()
+        _wait_listening(path)
         global _mitogen_pid
         if _mitogen_pid is not None and _mitogen_pid != os.getpid():
             # Forked from a process that used mitogen (the controller after
@@ -108,11 +123,30 @@ def current() -> Attachment | None:
     return None
 
 
-def detach() -> None:
-    """Close this process's attachment, if any, and join its broker thread."""
+def detach(at_exit: bool = False) -> None:
+    """Close this process's attachment, if any, and join its broker thread.
+
+    `at_exit`: a worker closing its connection at the end of a task leaves
+    its broker to say goodbye to the mux as the process exits (in
+    multiprocessing's exit handlers, before it joins threads): Ansible sends
+    the task's result right after the close, and need not wait a round trip
+    to the mux for it.
+    """
     global _current
     with _lock:
         current, _current = _current, None
-    if current is not None and current.pid == os.getpid():
-        current.broker.shutdown()
-        current.broker.join()
+    if current is None or current.pid != os.getpid():
+        return
+    if at_exit:
+        import multiprocessing.util
+        multiprocessing.util.Finalize(None, current.broker.shutdown, exitpriority=0)
+        return
+    current.broker.shutdown()
+    current.broker.join()
+
+
+def in_worker() -> bool:
+    """Whether this is one of Ansible's worker processes (not the
+    controller, which must never keep a broker thread across a fork)."""
+    import multiprocessing
+    return multiprocessing.parent_process() is not None

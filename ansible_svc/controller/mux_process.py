@@ -63,10 +63,13 @@ class MuxProcess(object):
 
     @classmethod
     def start(cls, pool_size: int, verbosity: int, directory: str | None = None,
-              watch: tuple[int, str] | None = None) -> "MuxProcess":
+              watch: tuple[int, str] | None = None, wait: bool = True) -> "MuxProcess":
         """Start a mux that ends when this process closes its lifeline, or
         (`watch`) when process ``(pid, start time)`` exits. It lives in
-        `directory` (created, mode 0700, when not given)."""
+        `directory` (created, mode 0700, when not given).
+
+        With `wait` false, return once the process runs: whoever attaches
+        first waits for it to listen (:func:`wait_listening`)."""
         created = directory is None
         if created:
             directory = tempfile.mkdtemp(prefix="ansible-svc-")  # mode 0700
@@ -112,11 +115,12 @@ class MuxProcess(object):
             if lifeline_r is not None:
                 os.close(lifeline_r)
         mux = cls(proc, directory, socket_path, lifeline_w)
-        try:
-            mux._wait_ready()
-        except BaseException:
-            mux.stop()
-            raise
+        if wait:
+            try:
+                mux._wait_ready()
+            except BaseException:
+                mux.stop()
+                raise
         return mux
 
     def _wait_ready(self) -> None:
@@ -143,6 +147,8 @@ class MuxProcess(object):
 
     def stop(self) -> None:
         """Close the lifeline, wait (bounded) for the mux, remove its dir."""
+        if not self.proc.stdout.closed:
+            self.proc.stdout.close()
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
             self._lifeline_w = None
@@ -177,15 +183,20 @@ os.register_at_fork(after_in_child=_close_lifeline_in_child)
 
 
 def ensure_started(pool_size: int, verbosity: int) -> MuxProcess:
-    """Start the run's mux once; later plays of the same run reuse it."""
+    """Start the run's mux once; later plays of the same run reuse it.
+
+    Returns at once: the mux gets ready while Ansible forks the first
+    workers and templates their tasks (~0.15 s off every run), and the first
+    worker to attach waits for it (:func:`wait_listening`)."""
     global _mux
     if _mux is not None and _mux.alive():
         return _mux
     if _mux is not None:
         LOG.warning("the ansible-svc mux exited unexpectedly (status %s); starting a new one", _mux.proc.returncode)
         _mux.stop()
-    _mux = MuxProcess.start(pool_size, verbosity)
+    _mux = MuxProcess.start(pool_size, verbosity, wait=False)
     os.environ[mux_client.SOCKET_ENV] = _mux.socket_path
+    os.environ[mux_client.PID_ENV] = "%d %s" % (_mux.proc.pid, processes.start_time(_mux.proc.pid) or "")
     atexit.register(_stop_at_exit, _mux)
     return _mux
 
@@ -242,6 +253,20 @@ def socket_for_run(pool_size: int, verbosity: int) -> tuple[str, bool]:
         return socket_path, True
 
 
+def wait_listening(socket_path: str, pid: int, start: str) -> None:
+    """Wait until the mux `pid` listens on `socket_path` (it renames its
+    socket into place once it listens), bounded by START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not os.path.exists(socket_path):
+        if not processes.alive(pid, start):
+            if os.path.exists(socket_path):
+                return
+            raise MuxStartError("the ansible-svc mux exited during start-up; see its messages above")
+        if time.monotonic() > deadline:
+            raise MuxStartError("the ansible-svc mux did not start within %ds" % START_TIMEOUT)
+        time.sleep(0.005)
+
+
 def _check_socket_path(path: str) -> None:
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise MuxStartError(
@@ -290,3 +315,4 @@ def _stop_at_exit(mux: MuxProcess) -> None:
     if _mux is mux:
         _mux = None
         os.environ.pop(mux_client.SOCKET_ENV, None)
+        os.environ.pop(mux_client.PID_ENV, None)

@@ -350,7 +350,7 @@ class SvcConnectionBase(ConnectionBase):
         try:
             self._close_sessions()
         finally:
-            mux_client.detach()
+            mux_client.detach(at_exit=mux_client.in_worker())
         self._connected = False
 
     def reset(self):

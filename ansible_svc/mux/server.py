@@ -140,7 +140,11 @@ def serve(socket_path: str, controller_gone, pool_size: int) -> None:
         size=pool_size,
     )
     try:
-        mitogen.unix.Listener.build_stream(router, socket_path)
+        # The path appears only once the socket listens: a worker that
+        # finds it may connect at once (the strategy does not wait for us).
+        listening = socket_path + ".new"
+        mitogen.unix.Listener.build_stream(router, listening).protocol.path = socket_path
+        os.rename(listening, socket_path)
     except OSError as exc:
         # The broker's thread would keep this process alive: end it, so the
         # starter sees the exit at once.

@@ -18,14 +18,13 @@ leaks. A module that crashes or calls ``os._exit`` ends the interpreter; the
 next task starts a new one.
 """
 
-import io
 import os
 import sys
 import tempfile
 import traceback
 import warnings
 
-from ansible_svc.target import modules
+from ansible_svc.target import payloads, wrapper
 
 
 class _Saved(object):
@@ -42,7 +41,7 @@ class _Saved(object):
         self.meta_path = list(sys.meta_path)
         self.main = sys.modules.get("__main__")
         self.warning_filters = list(warnings.filters)
-        self.owned = {name: module for name, module in sys.modules.items() if name.split(".")[0] in modules.OWNED_PREFIXES}
+        self.owned = {name: module for name, module in sys.modules.items() if name.split(".")[0] in payloads.OWNED_PREFIXES}
         self.rlimit = _get_rlimit()
 
     def restore(self):
@@ -62,7 +61,7 @@ class _Saved(object):
             sys.modules["__main__"] = self.main
         warnings.filters[:] = self.warning_filters
         getattr(warnings, "_filters_mutated", lambda: None)()
-        modules._unload_owned()
+        payloads.unload_owned()
         sys.modules.update(self.owned)
         _set_rlimit(self.rlimit)
 
@@ -108,19 +107,16 @@ class _StdioFds(object):
         return data
 
 
-def run_inline(payload, spec):
+def run_inline(store, payload, spec):
     """Run the module described by `spec` here; return (rc, out, err)."""
     saved = _Saved()
     fds = _StdioFds()
     try:
         with fds:
-            sys.stdin, sys.stdout, sys.stderr = modules.stdio(
-                io.FileIO(0, "r", closefd=False), io.FileIO(1, "w", closefd=False), io.FileIO(2, "w", closefd=False))
-            modules.prepare_task(payload, spec)
+            sys.stdin, sys.stdout, sys.stderr = wrapper.fd_stdio()
+            wrapper.prepare_task(store, payload, spec)
             try:
-                rc = modules._run_loader(payload, spec)
-            except SystemExit as exc:
-                rc = modules._exit_code(exc)
+                rc = wrapper.run_module(payload, spec)
             except BaseException:
                 traceback.print_exc()
                 rc = 1

@@ -11,6 +11,8 @@ interpreters (``python3(mitogen:ansible-svc)``).
 """
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import tempfile
 from pathlib import Path
@@ -91,6 +93,18 @@ def german_su():
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def _remote_tmp_exists(user):
+    """Both runs find the become user's ``~/.ansible/tmp``: otherwise the
+    first run's module that creates it warns ("did not exist and was
+    created"), and which host's task does so first is down to timing."""
+    entry = pwd.getpwnam(user)
+    path = Path(entry.pw_dir) / '.ansible' / 'tmp'
+    path.mkdir(parents=True, exist_ok=True)
+    for p in (path.parent, path):
+        os.chown(p, entry.pw_uid, entry.pw_gid)
+        p.chmod(0o700)
+
+
 def _inventory(ssh_env, cases, german_su):
     lines = ['[all]']
     for name, (method, flags, login, password, _) in cases.items():
@@ -107,6 +121,7 @@ def _inventory(ssh_env, cases, german_su):
 
 
 def _runs(pb, tmp_path, inventory, **kw):
+    _remote_tmp_exists('svc-target')
     return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, env=PLUGINS, **kw)
             for s in ('linear', 'svc_linear')}
 

@@ -87,3 +87,40 @@ def test_merge_keeps_other_topologies(tmp_path):
     assert [(r.topology, r.wall) for r in runs] == [('10hosts', 7.0), ('1host', 4.0)]
     assert meta['workloads'] == ['tasks100', 'loop100'] and meta['modes'] == ['svc', 'floor']
     assert report.cell(runs, '1host', 'loop100', 'svc') == 4.0
+
+
+def test_memory_sampler_finds_the_controller_mux_and_target_interpreters():
+    """Peaks by role, from the command lines the modes really have."""
+    import subprocess
+    import time as _time
+
+    from bench import runner
+    script = 'import sys, time; x = b"\\x01" * (int(sys.argv[1]) << 20); time.sleep(30)'  # touched: resident
+    procs = [subprocess.Popen([sys.executable, '-c', script, str(mib), marker])
+             for mib, marker in ((40, '-mansible_svc.mux'), (60, '/usr/bin/python3(mitogen:ansible-svc)'),
+                                 (20, 'unrelated'))]
+    try:
+        sampler = runner.MemorySampler(procs[2].pid)  # stands in for ansible-playbook
+        deadline = _time.monotonic() + 20
+        while _time.monotonic() < deadline:
+            sampler.sample()
+            if all(v and v > 15 for v in sampler.peaks.values()) and sampler.peaks['target'] > 55:
+                break
+            _time.sleep(0.05)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    peaks = sampler.peaks
+    assert 40 <= peaks['mux'] < 60, peaks
+    assert 60 <= peaks['target'] < 80, peaks
+    assert 20 <= peaks['controller'] < 40, peaks
+
+
+def test_bigcopy_copies_one_huge_file(tmp_path, monkeypatch):
+    from bench import workloads
+    monkeypatch.setattr(workloads, 'HUGE_FILE_MIB', 2)
+    text = WORKLOADS['bigcopy'].playbook(tmp_path, floor=False).read_text()
+    assert text.count('copy:') == 1 and 'huge2m.bin' in text
+    assert (tmp_path / 'files' / 'huge2m.bin').stat().st_size == 2 << 20
+    assert WORKLOADS['bigcopy'].playbook(tmp_path, floor=True).read_text().count('debug:') == 1

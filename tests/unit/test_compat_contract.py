@@ -228,9 +228,9 @@ def test_ansiballz_loader_and_main_signatures():
     params = inspect.signature(_loader.run_module).parameters
     assert compat.LOADER_KEYWORDS <= set(params)
     assert {n for n, p in params.items() if p.default is inspect.Parameter.empty} <= compat.LOADER_KEYWORDS
-    # what the target really passes (target/modules.py), read from its source
-    source = (Path(housekeeping.__file__).parent / 'modules.py').read_text()
-    call = re.search(r'_loader\.run_module\((.*?)\n    \)', source, re.S).group(1)
+    # what the target really passes (target/wrapper.py), read from its source
+    source = (Path(housekeeping.__file__).parent / 'wrapper.py').read_text()
+    call = re.search(r'_loader\.run_module\((.*?)\n\s*\)', source, re.S).group(1)
     assert set(re.findall(r'(\w+)=', call)) == compat.LOADER_KEYWORDS
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import mitogen.core
-import mitogen.master
 import mitogen.service
 import pytest
 
@@ -47,14 +46,6 @@ class SlowService(mitogen.service.Service):
     def plain(self, value):
         self.calls += 1
         return value
-
-
-@pytest.fixture(scope='module')
-def router():
-    broker = mitogen.master.Broker()
-    yield mitogen.master.Router(broker)
-    broker.shutdown()
-    broker.join()
 
 
 @pytest.fixture

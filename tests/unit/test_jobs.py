@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import mitogen.core
-import mitogen.master
 import pytest
 
 from ansible_svc.mux.jobs import JobResultService
@@ -24,15 +23,6 @@ class FakeSender:
         if self.fail:
             raise mitogen.core.ChannelError('listener gone')
         self.sent.append(value)
-
-
-@pytest.fixture(scope='module')
-def router():
-    broker = mitogen.master.Broker()
-    router = mitogen.master.Router(broker)
-    yield router
-    broker.shutdown()
-    broker.join()
 
 
 @pytest.fixture

@@ -136,3 +136,78 @@ def test_a_mux_that_cannot_listen_exits_at_once(tmp_path):
     done = subprocess.run([sys.executable, '-P', '-m', 'ansible_svc.mux', '--socket', str(tmp_path / 'no' / 'dir' / 's'),
                            '--watch', '%d:' % os.getpid()], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and 'cannot listen on' in done.stderr, done.stderr
+
+
+# -- a strategy's mux starts without waiting ---------------------------------
+
+def test_a_mux_started_without_waiting_is_found_by_the_first_attach(tmp_path, monkeypatch):
+    """ensure_started returns before the mux listens; a worker's attach waits
+    for the socket (renamed into place once listening) and reaches it."""
+    from ansible_svc.controller import mux_client
+
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.delenv(mux_client.SOCKET_ENV, raising=False)
+    monkeypatch.delenv(mux_client.PID_ENV, raising=False)
+    mux = mux_process.ensure_started(pool_size=4, verbosity=0)
+    try:
+        pid, _, start = os.environ[mux_client.PID_ENV].partition(' ')
+        assert int(pid) == mux.proc.pid and start == mux_process.processes.start_time(mux.proc.pid)
+        assert not os.path.exists(mux.socket_path)  # still starting: the start did not wait
+        attachment = mux_client.attach()
+        assert attachment.path == mux.socket_path and os.path.exists(mux.socket_path)
+        assert not os.path.exists(mux.socket_path + '.new')
+    finally:
+        mux_client.detach()
+        mux_process._stop_at_exit(mux)
+    assert mux.proc.returncode == 0 and not os.path.exists(mux.directory)
+    assert mux_client.SOCKET_ENV not in os.environ and mux_client.PID_ENV not in os.environ
+
+
+def test_waiting_for_a_mux_that_died_fails_at_once(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    start = mux_process.processes.start_time(dead.pid)
+    dead.wait()
+    began = time.monotonic()
+    with pytest.raises(mux_process.MuxStartError, match='exited during start-up'):
+        mux_process.wait_listening(str(tmp_path / 'mux.sock'), dead.pid, start)
+    assert time.monotonic() - began < 5  # not the 30 s start timeout
+
+
+def test_waiting_for_a_live_mux_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(mux_process, 'START_TIMEOUT', 0.3)
+    with pytest.raises(mux_process.MuxStartError, match='did not start within'):
+        mux_process.wait_listening(str(tmp_path / 'mux.sock'), os.getpid(), mux_process.processes.start_time(os.getpid()))
+
+
+WORKER_DETACH = """
+import multiprocessing, os, sys, threading
+from ansible_svc.controller import mux_client, mux_process
+
+def worker(queue):
+    mux_client.attach()
+    mux_client.detach(at_exit=mux_client.in_worker())
+    brokers = [t.name for t in threading.enumerate() if t.name == 'mitogen.broker']
+    queue.put({'in_worker': mux_client.in_worker(), 'current': mux_client.current() is not None, 'brokers': brokers})
+
+mux = mux_process.ensure_started(pool_size=4, verbosity=0)
+ctx = multiprocessing.get_context('fork')
+queue = ctx.Queue()
+p = ctx.Process(target=worker, args=(queue,))
+p.start()
+answer = queue.get(timeout=30)
+p.join(30)
+answer.update(exitcode=p.exitcode, controller_in_worker=mux_client.in_worker())
+print(answer)
+"""
+
+
+def test_a_worker_leaves_its_broker_to_stop_as_it_exits(tmp_path):
+    """In a worker, close() does not wait for the goodbye to the mux; the
+    broker thread still runs then, and the worker's exit ends it."""
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=str(REPO))
+    env.pop('ANSIBLE_SVC_MUX_SOCKET', None)
+    out = subprocess.run([sys.executable, '-c', WORKER_DETACH], env=env, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    answer = eval(out.stdout.strip().splitlines()[-1])
+    assert answer == {'in_worker': True, 'current': False, 'brokers': ['mitogen.broker'], 'exitcode': 0,
+                      'controller_in_worker': False}

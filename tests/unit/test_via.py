@@ -7,20 +7,9 @@ from __future__ import annotations
 import sys
 
 import mitogen.core
-import mitogen.master
 import pytest
 
 from ansible_svc.mux.connections import ConnectionService
-
-
-@pytest.fixture(scope='module')
-def router():
-    broker = mitogen.master.Broker()
-    try:
-        yield mitogen.master.Router(broker)
-    finally:
-        broker.shutdown()
-        broker.join()
 
 
 @pytest.fixture
