@@ -162,8 +162,13 @@ def serve(socket_path: str, controller_gone, pool_size: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    sys.stdout.write("READY %d\n" % os.getpid())
-    sys.stdout.flush()
+    try:
+        sys.stdout.write("READY %d\n" % os.getpid())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # A strategy does not wait for READY: a run that ends at once has
+        # closed the pipe already. Its lifeline (or its exit) ends us below.
+        pass
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
     while not done.wait(1.0):

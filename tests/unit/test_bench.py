@@ -92,21 +92,20 @@ def test_merge_keeps_other_topologies(tmp_path):
 def test_memory_sampler_finds_the_controller_mux_and_target_interpreters():
     """Peaks by role, from the command lines the modes really have."""
     import subprocess
-    import time as _time
 
     from bench import runner
-    script = 'import sys, time; x = b"\\x01" * (int(sys.argv[1]) << 20); time.sleep(30)'  # touched: resident
-    procs = [subprocess.Popen([sys.executable, '-c', script, str(mib), marker])
+    # Each child says "ready" once its bytes are touched (resident): the test
+    # samples after that event, not after a guess at how long allocation takes.
+    script = ('import sys, time; x = b"\\x01" * (int(sys.argv[1]) << 20); '
+              'print("ready", flush=True); time.sleep(60)')
+    procs = [subprocess.Popen([sys.executable, '-c', script, str(mib), marker], stdout=subprocess.PIPE, text=True)
              for mib, marker in ((40, '-mansible_svc.mux'), (60, '/usr/bin/python3(mitogen:ansible-svc)'),
                                  (20, 'unrelated'))]
     try:
+        for p in procs:  # bounded: a child that dies gives EOF, and the line check fails
+            assert p.stdout.readline().strip() == 'ready'
         sampler = runner.MemorySampler(procs[2].pid)  # stands in for ansible-playbook
-        deadline = _time.monotonic() + 20
-        while _time.monotonic() < deadline:
-            sampler.sample()
-            if all(v and v > 15 for v in sampler.peaks.values()) and sampler.peaks['target'] > 55:
-                break
-            _time.sleep(0.05)
+        sampler.sample()
     finally:
         for p in procs:
             p.kill()

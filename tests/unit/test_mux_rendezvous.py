@@ -163,6 +163,17 @@ def test_a_mux_started_without_waiting_is_found_by_the_first_attach(tmp_path, mo
     assert mux_client.SOCKET_ENV not in os.environ and mux_client.PID_ENV not in os.environ
 
 
+def test_a_run_that_ends_before_its_mux_is_ready_stops_it_cleanly(tmp_path, monkeypatch):
+    """The strategy does not wait for READY: a run that fails at once closes
+    the mux's stdout before the mux writes to it. The mux must still end by
+    itself (exit 0), not be killed after the stop timeout."""
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    monkeypatch.setattr(mux_process, 'STOP_TIMEOUT', 10)
+    mux = mux_process.MuxProcess.start(pool_size=4, verbosity=0, wait=False)
+    mux.stop()  # at once: the mux is still importing, READY not written yet
+    assert mux.proc.returncode == 0 and not os.path.exists(mux.directory)
+
+
 def test_waiting_for_a_mux_that_died_fails_at_once(tmp_path):
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     start = mux_process.processes.start_time(dead.pid)
