@@ -11,3 +11,8 @@ This file must stay import-free: targets import it too.
 """
 
 __version__ = "0.1.0"
+
+#: The collection root this package was loaded from when an ansible-galaxy
+#: install carries it (set by the collection's plugin_utils/bundled.py), so
+#: the mux imports the same copy; None when it was installed with pip.
+BUNDLED_ROOT = None

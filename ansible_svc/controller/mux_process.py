@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 
+import ansible_svc
 from ansible_svc import processes
 from ansible_svc.controller import mux_client
 
@@ -99,9 +100,13 @@ class MuxProcess(object):
             "--pool-size", str(pool_size),
             "--verbosity", str(verbosity),
         ]
+        env = dict(os.environ)
+        if ansible_svc.BUNDLED_ROOT:  # the copy an installed collection carries
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [ansible_svc.BUNDLED_ROOT, env.get("PYTHONPATH")]))
         try:
             proc = subprocess.Popen(
                 argv,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 # Explicitly: ansible-playbook marks fd 2 close-on-exec, and
@@ -131,7 +136,7 @@ class MuxProcess(object):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise MuxStartError("the ansible-svc mux did not start within %ds" % START_TIMEOUT)
-            ready, _, _ = select.select([fd], [], [], left)
+            ready = select.select([fd], [], [], left)[0]
             if ready:
                 chunk = os.read(fd, 256)
                 if not chunk:
@@ -291,7 +296,7 @@ def _names_a_live_process(pidfile: str) -> bool:
     """Whether `pidfile` ("pid start") names a process that still runs."""
     try:
         with open(pidfile) as fp:
-            pid, _, start = fp.read().strip().partition(" ")
+            pid, _sep, start = fp.read().strip().partition(" ")
         return processes.alive(int(pid), start)
     except (OSError, ValueError):
         return False

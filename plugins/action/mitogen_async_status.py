@@ -9,7 +9,9 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 try:
-    from ansible_svc.controller.action_async_status import ActionModule
+    if __name__.startswith("ansible_collections."):  # an installed collection: use the ansible_svc it carries
+        from ansible_collections.ansible_svc.accel.plugins.plugin_utils import bundled  # noqa: F401 pylint: disable=unused-import
+    from ansible_svc.controller.action_async_status import ActionModule  # pylint: disable=unused-import
 except ImportError as exc:  # pragma: no cover - depends on the environment
     IMPORT_ERROR = exc
 
@@ -17,5 +19,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         def run(self, tmp=None, task_vars=None):
             raise AnsibleError(
                 "mitogen_async_status needs the ansible_svc and mitogen Python packages in the "
-                "Python that runs Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR
+                "Python that runs Ansible "
+                "(the ansible_svc.accel collection carries ansible_svc: pip install mitogen; a checkout: pip install .): %s" % IMPORT_ERROR
             )

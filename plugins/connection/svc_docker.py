@@ -16,8 +16,8 @@ description:
     Until the target has the Python to run (C(raw) bootstrap plays), and with the environment
     variable E(ANSIBLE_SVC_DISABLE) set to a true value, operations go to C(community.docker.docker) itself, which
     must then be installed.
-author: ansible-svc contributors
-version_added: 0.2.0
+author: ansible-svc contributors (@ansible-svc)
+version_added: 0.1.0
 options:
   python_interpreter:
     description:
@@ -119,6 +119,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.connection import ConnectionBase
 
 try:
+    if __name__.startswith("ansible_collections."):  # an installed collection: use the ansible_svc it carries
+        from ansible_collections.ansible_svc.accel.plugins.plugin_utils import bundled  # noqa: F401 pylint: disable=unused-import
     from ansible_svc.controller import spec as specs
     from ansible_svc.controller.plugin_connection import SvcConnectionBase
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -141,7 +143,8 @@ class Connection(SvcConnectionBase):
         # Python refuses to create it before __init__ could say why.
         if IMPORT_ERROR is not None:
             raise AnsibleError("svc_docker needs the ansible_svc and mitogen Python packages in the Python that runs "
-                               "Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR)
+                               "Ansible "
+                               "(the ansible_svc.accel collection carries ansible_svc: pip install mitogen; a checkout: pip install .): %s" % IMPORT_ERROR)
         return super().__new__(cls)
 
     def build_spec(self):

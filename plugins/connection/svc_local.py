@@ -17,7 +17,7 @@ description:
     C(ansible.builtin.local) instead. Like C(ansible.builtin.local), it runs as the account running C(ansible-playbook)
     (C(remote_user) does not apply), and modules, commands and relative paths start from the directory
     C(ansible-playbook) was started in.
-author: ansible-svc contributors
+author: ansible-svc contributors (@ansible-svc)
 version_added: 0.1.0
 options:
   python_interpreter:
@@ -77,6 +77,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.connection import ConnectionBase
 
 try:
+    if __name__.startswith("ansible_collections."):  # an installed collection: use the ansible_svc it carries
+        from ansible_collections.ansible_svc.accel.plugins.plugin_utils import bundled  # noqa: F401 pylint: disable=unused-import
     from ansible_svc.controller import spec as specs
     from ansible_svc.controller.plugin_connection import SvcConnectionBase
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -100,7 +102,8 @@ class Connection(SvcConnectionBase):
         # Python refuses to create it before __init__ could say why.
         if IMPORT_ERROR is not None:
             raise AnsibleError("svc_local needs the ansible_svc and mitogen Python packages in the Python that runs "
-                               "Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR)
+                               "Ansible "
+                               "(the ansible_svc.accel collection carries ansible_svc: pip install mitogen; a checkout: pip install .): %s" % IMPORT_ERROR)
         return super().__new__(cls)
 
     def build_spec(self):

@@ -19,7 +19,7 @@ description:
     work unchanged.
   - ControlMaster, ControlPersist and ControlPath options are dropped from the ssh arguments, because the
     interpreter's ssh connection is itself persistent, and a shared master would outlive the run.
-author: ansible-svc contributors
+author: ansible-svc contributors (@ansible-svc)
 version_added: 0.1.0
 options:
   python_interpreter:
@@ -396,6 +396,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.connection import ConnectionBase
 
 try:
+    if __name__.startswith("ansible_collections."):  # an installed collection: use the ansible_svc it carries
+        from ansible_collections.ansible_svc.accel.plugins.plugin_utils import bundled  # noqa: F401 pylint: disable=unused-import
     from ansible_svc.controller import spec as specs
     from ansible_svc.controller.plugin_connection import SvcConnectionBase
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -416,7 +418,8 @@ class Connection(SvcConnectionBase):
         # Python refuses to create it before __init__ could say why.
         if IMPORT_ERROR is not None:
             raise AnsibleError("svc_ssh needs the ansible_svc and mitogen Python packages in the Python that runs "
-                               "Ansible (pip install . from an ansible-svc checkout): %s" % IMPORT_ERROR)
+                               "Ansible "
+                               "(the ansible_svc.accel collection carries ansible_svc: pip install mitogen; a checkout: pip install .): %s" % IMPORT_ERROR)
         return super().__new__(cls)
 
     def build_spec(self):

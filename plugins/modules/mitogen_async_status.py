@@ -24,7 +24,7 @@ description:
   - Run it with the same C(become) settings as the async task, as for M(ansible.builtin.async_status).
     The job file lives in the C(async_dir) of the user the job ran as.
 version_added: 0.1.0
-author: ansible-svc contributors
+author: ansible-svc contributors (@ansible-svc)
 options:
   jid:
     description: Job or task identifier, the C(ansible_job_id) of the async task's result.
@@ -104,9 +104,17 @@ ansible_svc:
   type: dict
 """
 
-if __name__ == "__main__":
-    import json
-    import sys
+from ansible.module_utils.basic import AnsibleModule
 
-    print(json.dumps({"failed": True, "msg": "mitogen_async_status runs on the controller: its action plugin was not found"}))
-    sys.exit(1)
+
+def main():
+    """Reached only when the action plugin was not found: the work is done on the controller."""
+    module = AnsibleModule(argument_spec=dict(
+        jid=dict(type="str", required=True),
+        mode=dict(type="str", choices=["cleanup", "status"], default="status"),
+    ))
+    module.fail_json(msg="mitogen_async_status runs on the controller: its action plugin was not found")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ description:
     C(ansible.builtin.linear), all vanilla.
   - Strategy plugins take no options; tune the connection plugins instead
     (see C(ansible-doc -t connection svc_ssh)).
-author: ansible-svc contributors
+author: ansible-svc contributors (@ansible-svc)
 version_added: 0.1.0
 """
 
@@ -24,6 +24,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.strategy.linear import StrategyModule as Base
 
 try:
+    if __name__.startswith("ansible_collections."):  # an installed collection: use the ansible_svc it carries
+        from ansible_collections.ansible_svc.accel.plugins.plugin_utils import bundled  # noqa: F401 pylint: disable=unused-import
     from ansible_svc.controller.strategy import accelerated
 except ImportError as exc:  # pragma: no cover - depends on the environment
     IMPORT_ERROR = exc
@@ -32,7 +34,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         def run(self, iterator, play_context):
             raise AnsibleError(
                 "the %s strategy needs the ansible_svc and mitogen Python packages in the "
-                "Python that runs Ansible (pip install . from an ansible-svc checkout): %s" % (self.ansible_name, IMPORT_ERROR)
+                "Python that runs Ansible "
+                "(the ansible_svc.accel collection carries ansible_svc: pip install mitogen; a checkout: pip install .): %s" % (self.ansible_name, IMPORT_ERROR)
             )
 else:
     StrategyModule = accelerated(Base)

@@ -214,7 +214,8 @@ class PlaybookResult:
 
 def prepare_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
                      strategy: str = 'svc_linear', extra_vars: dict | None = None,
-                     env: dict | None = None, args: list[str] | None = None):
+                     env: dict | None = None, args: list[str] | None = None,
+                     bin_dir: Path | None = None):
     """Write the files run_playbook needs; return (argv, environment, results file).
 
     Same arguments as run_playbook (see there); used by tests that must
@@ -236,7 +237,7 @@ def prepare_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: 
     results_file = tmp_path / 'results.jsonl'
     results_file.unlink(missing_ok=True)
 
-    cmd = [str(VENV_BIN / 'ansible-playbook'), '-i', str(inv_file)]
+    cmd = [str((bin_dir or VENV_BIN) / 'ansible-playbook'), '-i', str(inv_file)]
     if extra_vars:
         ev_file = tmp_path / 'extra_vars.json'
         ev_file.write_text(json.dumps(extra_vars))
@@ -272,17 +273,19 @@ def prepare_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: 
 def run_playbook(playbook: str | os.PathLike, *, tmp_path: Path, inventory: str,
                  strategy: str = 'svc_linear', extra_vars: dict | None = None,
                  env: dict | None = None, args: list[str] | None = None,
-                 timeout: float = 300, cwd: str | os.PathLike | None = None) -> PlaybookResult:
+                 timeout: float = 300, cwd: str | os.PathLike | None = None,
+                 bin_dir: Path | None = None) -> PlaybookResult:
     """Run ansible-playbook and return its exit code, output and per-task results.
 
     `playbook` is YAML text, or a path to an existing playbook file.
     `inventory` is INI inventory text (see inventory_for()).
     `env` entries override the defaults set here; a None value removes one.
+    `bin_dir` holds the ansible-playbook to run (default: the tests' venv).
     """
     tmp_path = Path(tmp_path)
     cmd, run_env, results_file = prepare_playbook(
         playbook, tmp_path=tmp_path, inventory=inventory, strategy=strategy,
-        extra_vars=extra_vars, env=env, args=args)
+        extra_vars=extra_vars, env=env, args=args, bin_dir=bin_dir)
 
     start = time.monotonic()
     # Own session so a timeout can kill ansible's workers and ssh children too.
