@@ -33,7 +33,7 @@ class ActionModule(AsyncStatusAction):
         if not ours or not compat.contract_ok("results"):
             return super().run(tmp, task_vars)
         results = ActionBase.run(self, tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         jid, mode = args["jid"], args["mode"]
         async_dir = self.get_shell_option("async_dir", default=async_jobs.DEFAULT_ASYNC_DIR)
         become = self._connection.become is not None

@@ -68,7 +68,7 @@ def _ssh_options(args: list[str]) -> tuple[dict, set]:
             if arg.startswith("-") and arg[1:].isalpha() and (i == 0 or args[i - 1] != "-o"):
                 flags.update(arg[1:])
             continue
-        name, _, value = option.replace("=", " ", 1).partition(" ")
+        name, _sep, value = option.replace("=", " ", 1).partition(" ")
         options.setdefault(name.lower(), value.strip().lower())
     return options, flags
 

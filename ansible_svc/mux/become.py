@@ -23,7 +23,7 @@ _SHELL_SAFE = re.compile(r"^[\w@%+=:,./-]+$")
 
 def fresh_id() -> str:
     """A random id like a become plugin's own (32 lowercase letters)."""
-    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(32))
+    return "".join(secrets.choice(string.ascii_lowercase) for _i in range(32))
 
 
 def filled(become: dict, python: str, ident: str) -> dict:

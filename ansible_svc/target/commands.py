@@ -190,7 +190,7 @@ def _read_until_exit(proc, pipes):
             wait = ended_at + EXIT_GRACE - time.monotonic()
             if wait <= 0:
                 break
-        ready, _, _ = select.select(open_pipes, [], [], wait)
+        ready = select.select(open_pipes, [], [], wait)[0]
         for pipe in ready:
             try:
                 data = os.read(pipe.fileno(), 65536)

@@ -280,7 +280,7 @@ class Server(object):
     def serve(self):
         buf = b""
         while True:
-            ready, _, _ = select.select([self.in_fd] + list(self.jobs), [], [])
+            ready = select.select([self.in_fd] + list(self.jobs), [], [])[0]
             for fd in ready:
                 if fd != self.in_fd:
                     self.on_job_output(fd)

@@ -74,7 +74,7 @@ class Payload(object):
     def code(self, fullname):
         code = self._code.get(fullname)
         if code is None:
-            name, source, _ = self.entries[fullname]
+            name, source, _is_pkg = self.entries[fullname]
             code = compile(source, os.path.join(self.path, name), "exec", dont_inherit=True)
             self._code[fullname] = code
         return code
@@ -90,7 +90,7 @@ class PayloadFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
         entry = self.payload.entries.get(fullname)
         if entry is None:
             return None
-        name, _, is_pkg = entry
+        name, _source, is_pkg = entry
         spec = importlib.util.spec_from_loader(fullname, self, origin=os.path.join(self.payload.path, name), is_package=is_pkg)
         spec.has_location = True
         if is_pkg:

@@ -80,7 +80,6 @@ class SetupProtocol(mitogen.ssh.SetupProtocol):
         words = line.decode("utf-8", "replace").strip()
         self.stream.conn._fail_connection(mitogen.ssh.PasswordError("%s: %s" % (verdict, words)))
 
-
     def add_password_prompt(self, prompt):
         pattern = re.compile(re.escape(prompt.encode("utf-8")))
         self.PARTIAL_PATTERNS = [(pattern, type(self)._on_password_prompt)] + list(self.PARTIAL_PATTERNS)

@@ -163,10 +163,9 @@ def _child_main(state, control_fd, out_fd, err_fd):
         # ship missing modules from the controller, unlike vanilla).
         atexit._clear()
         logging.root.handlers = []
-        task = _read_task(3)
-        if task is None:
+        key, spec = _read_task(3)
+        if key is None:
             os._exit(0)  # retired unused, or the interpreter ended
-        key, spec = task
         payload = state.store.payloads[key]
         wrapper.prepare_task(state.store, payload, spec)
         code = wrapper.run_module(payload, spec)
@@ -188,7 +187,7 @@ def _child_main(state, control_fd, out_fd, err_fd):
 
 def _read_task(fd):
     """Read the pickled ``(payload key, spec)`` the parent writes to `fd`
-    and closes; None if it closed without writing."""
+    and closes; ``(None, None)`` if it closed without writing."""
     chunks = []
     while True:
         data = os.read(fd, 65536)
@@ -196,7 +195,7 @@ def _read_task(fd):
             break
         chunks.append(data)
     os.close(fd)
-    return pickle.loads(b"".join(chunks)) if chunks else None
+    return pickle.loads(b"".join(chunks)) if chunks else (None, None)
 
 
 def _join_threads():
@@ -227,7 +226,7 @@ def collect(pid, out_fd, err_fd):
     while open_fds:
         timeout = 0.5 if deadline is None else max(0.0, deadline - time.time())
         try:
-            readable, _, _ = select.select(open_fds, [], [], timeout)
+            readable = select.select(open_fds, [], [], timeout)[0]
         except (OSError, select.error) as exc:
             if exc.args[0] == errno.EINTR:
                 continue
@@ -248,7 +247,7 @@ def collect(pid, out_fd, err_fd):
     for fd in (out_fd, err_fd):
         os.close(fd)
     if status is None:
-        _, status = os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
     if os.WIFSIGNALED(status):
         return killed(status, b"".join(chunks[out_fd]), b"".join(chunks[err_fd]))
     return os.WEXITSTATUS(status), b"".join(chunks[out_fd]), b"".join(chunks[err_fd])

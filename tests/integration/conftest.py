@@ -15,8 +15,10 @@ from helpers import is_root, load_ssh_env, port_open, run_playbook, sshd_pid
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'requires_root: skip the test unless running as root')
-    config.addinivalue_line('markers', "newest_core_only: tests of ansible-svc's own machinery that no ansible-core "
-                                       "code takes part in; `make test` runs them on the newest core of the matrix only")
+    config.addinivalue_line('markers', "newest_core_only: tests of ansible-svc's own machinery, where ansible-core is "
+                                       "a bystander (faults, bastions, hostile targets, containers, signals, task "
+                                       "isolation, process clean-up, installs, ansible-runner, the bench harness); "
+                                       "`make test` runs them on the newest core of the matrix only")
 
 
 def pytest_runtest_setup(item):

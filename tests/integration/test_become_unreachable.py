@@ -12,6 +12,8 @@ import pytest
 
 from helpers import assert_same_results, inventory_for, run_playbook
 
+pytestmark = pytest.mark.newest_core_only
+
 
 def _both(pb, tmp_path, inventory, **kw):
     return {s: run_playbook(pb, tmp_path=tmp_path / s, strategy=s, inventory=inventory, **kw)

@@ -26,6 +26,8 @@ import yaml
 
 from helpers import run_playbook
 
+pytestmark = pytest.mark.newest_core_only
+
 LIBRARY = Path(__file__).resolve().parent / 'library'
 RIGHT, WRONG = 'svc-pw-secret', 'wrong-Secret-4711'
 #: What a probe reports and the two runs must agree on.

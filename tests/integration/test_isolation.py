@@ -22,6 +22,8 @@ import pytest
 
 from helpers import inventory_for, normalize, processes, run_playbook
 
+pytestmark = pytest.mark.newest_core_only
+
 LIBRARY = Path(__file__).resolve().parent / 'isolation_library'
 ENV = {'ANSIBLE_LIBRARY': str(LIBRARY)}
 HOSTS = ('target', 'local')

@@ -6,7 +6,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from helpers import inventory_for, processes, run_playbook
+
+pytestmark = pytest.mark.newest_core_only
 
 WHERE_PB = """
 - hosts: all

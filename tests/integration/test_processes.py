@@ -13,6 +13,8 @@ import pytest
 
 from helpers import connection_only, inventory_for, mux_dirs, new_svc_processes_after, run_playbook, svc_processes
 
+pytestmark = pytest.mark.newest_core_only
+
 # An ssh and a local interpreter, and a become one.
 COMMON_TASKS = """
 - hosts: all

@@ -24,10 +24,10 @@ def test_role_library_module(ssh_env, sshd_alive, tmp_path):
     runs['linear'].assert_ok()
     r = runs['svc_linear'].assert_ok()
     for host in ('target', 'local'):
-        res = r.task('svc_test_modules : svc_echo', host)
+        res = r.task('svc_test_modules : Echo through svc_echo', host)
         assert res['status'] == 'ok', res
         assert res['result']['shouted'] == f'HÉLLO {host.upper()}! (svc-test-util-v1)', res
-        failed = r.task('svc_test_modules : svc_echo failing', host)
+        failed = r.task('svc_test_modules : Echo through svc_echo, failing', host)
         assert failed['status'] == 'failed'
         assert failed['result']['msg'] == f'BAD {host.upper()}! (svc-test-util-v1)'
         assert failed['result']['rc'] == 5

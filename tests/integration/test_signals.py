@@ -21,6 +21,8 @@ import pytest
 from helpers import (connection_only, inventory_for, mux_dirs, prepare_playbook, processes, read_results, svc_processes,
                      wait_while_running)
 
+pytestmark = pytest.mark.newest_core_only
+
 PB = """
 - hosts: all
   gather_facts: false
