@@ -7,6 +7,7 @@ here lets workers and targets call them without importing the mux code.
 CONNECTIONS = "ansible_svc.mux.connections.ConnectionService"
 JOBS = "ansible_svc.mux.jobs.JobResultService"
 JOB_STATUS = "ansible_svc.mux.job_status.JobStatusService"
+DOCTOR = "ansible_svc.mux.doctor.DoctorService"
 FILES = "mitogen.service.FileService"
 PUSH_FILES = "ansible_svc.target.filecache.PushFileCache"
 TASK_CONTROL = "ansible_svc.target.modules.TaskControl"

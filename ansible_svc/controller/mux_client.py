@@ -71,13 +71,15 @@ def _socket_for_run() -> str:
     except (mux_process.MuxStartError, OSError) as exc:
         raise MuxUnavailable("cannot start the ansible-svc mux: %s" % exc) from exc
     if started:
-        display.vvv("started the ansible-svc mux for this run: %s" % path)
+        # At -v, once per run: which mode this run is in (the strategy's
+        # counterpart is in strategy.install).
+        display.v("ansible-svc: connection mode; started the ansible-svc mux for this run: %s" % path)
     return path
 
 
 def _wait_listening(path: str) -> None:
     """Wait for a mux the strategy started without waiting (PID_ENV)."""
-    pid, _, start = os.environ.get(PID_ENV, "").partition(" ")
+    pid, _sep, start = os.environ.get(PID_ENV, "").partition(" ")
     if not pid.isdigit() or os.path.exists(path):
         return
     from ansible_svc.controller import mux_process

@@ -198,7 +198,8 @@ class SvcConnectionBase(ConnectionBase):
         if self._session is None or self._session.spec != spec:
             self._close_sessions()
             self._session = Session(spec)
-            display.vvv("ESTABLISH %s CONNECTION FOR USER: %s" % (spec["transport"].upper(), spec.get("user") or self.default_user or "(current)"), host=spec.get("host"))
+            user = spec.get("user") or self.default_user or "(current)"
+            display.vvv("ESTABLISH %s CONNECTION FOR USER: %s" % (spec["transport"].upper(), user), host=spec.get("host"))
         self._connected = True
         return self
 
@@ -223,7 +224,8 @@ class SvcConnectionBase(ConnectionBase):
                         # run Ansible's own command line, as vanilla does.
                         display.vvvv("interpreter %r has arguments: running the module as a plain command" % payload.interpreter, host=self._host())
                     else:
-                        display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""), host=self._host())
+                        display.vvv("EXEC module %s (%s)%s" % (payload.module_name, payload.interpreter, " as become user" if become else ""),
+                                    host=self._host())
                         isolation = specs.plain(self.get_option("task_isolation"))
                         try:
                             return self._session.run_module(payload, become, env, self._cwd(), isolation)
@@ -253,7 +255,8 @@ class SvcConnectionBase(ConnectionBase):
         return self._without_python(why).exec_command(cmd, in_data=in_data, sudoable=sudoable)
 
     def _start_async(self, command, become, env):
-        display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""), host=self._host())
+        display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""),
+                    host=self._host())
         started = self._session.start_async(command, become, env, self._cwd())
         self._async_jobs[started["ansible_job_id"]] = become
         result = async_jobs.started_result(started["ansible_job_id"], started["results_file"], command)
@@ -282,6 +285,28 @@ class SvcConnectionBase(ConnectionBase):
             become = self._async_jobs.get(jid, False)
         with self._errors():
             return self._session.async_cleanup(specs.plain(jid), become, specs.plain(async_dir))
+
+    # -- ansible_svc.accel.doctor ---------------------------------------------
+
+    def doctor_spec(self) -> dict:
+        """The spec this connection's tasks use now, become included. It
+        holds the passwords: for ``doctor.chain`` and ``doctor.addresses``,
+        never to be shown whole."""
+        self._connect()
+        return self._session.spec
+
+    def doctor_probe(self, python: str | None, calls: int) -> dict:
+        """The interpreter's facts and `calls` timed no-op calls
+        (``Session.probe``), as the task's become settings want."""
+        self._connect()
+        with self._errors():
+            return self._session.probe(self.become is not None, python, calls)
+
+    def mux_report(self, addresses: list) -> dict:
+        """What the mux holds (``Session.mux_report``)."""
+        self._connect()
+        with self._errors():
+            return self._session.mux_report(addresses)
 
     @in_session
     def put_file(self, in_path, out_path):

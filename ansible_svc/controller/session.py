@@ -20,7 +20,7 @@ import mitogen.select
 from ansible_svc import names
 from ansible_svc.rpc import call_async, call_service_async, cast_service, receiver_for
 from ansible_svc.controller import ansiballz, async_jobs, mux_client
-from ansible_svc.target import asyncjobs, commands, modules
+from ansible_svc.target import asyncjobs, commands, doctor, modules
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ RESET_TIMEOUT = 30.0
 #: Bound on an async status lookup or cleanup (the mux may read the job
 #: file on the target, itself bounded at 30 s).
 STATUS_TIMEOUT = 60.0
+
+#: Bound on the doctor's question to the mux (it only reads its tables).
+REPORT_TIMEOUT = 30.0
 
 #: Chunk size for fetching files from targets.
 FETCH_CHUNK = 4 * 1024 * 1024
@@ -341,3 +344,22 @@ class Session(object):
     def async_cleanup(self, jid: str, become: bool, async_dir: str) -> dict:
         """Remove job `jid`'s file and forget the job."""
         return self._call_mux("cleanup", STATUS_TIMEOUT, names.JOB_STATUS, job_id=jid, context=self.context(become), async_dir=async_dir)
+
+    # -- the doctor -------------------------------------------------------------
+
+    def probe(self, become: bool, python: str | None, calls: int) -> dict:
+        """For ``ansible_svc.accel.doctor``: the facts of the interpreter a
+        task would use (``about``) and the round trips, in seconds, of
+        `calls` no-op calls to it (``round_trips``)."""
+        about = self._call(become, doctor.about, python=python)
+        round_trips = []
+        for _call in range(calls):
+            start = time.perf_counter()
+            self._call(become, doctor.ping, python=python)
+            round_trips.append(time.perf_counter() - start)
+        return {"about": about, "round_trips": round_trips}
+
+    def mux_report(self, addresses: list) -> dict:
+        """The mux's DoctorService report, listing the interpreters cached
+        for `addresses` (``[transport, host, port]`` lists)."""
+        return self._call_mux("report", REPORT_TIMEOUT, names.DOCTOR, addresses=addresses)

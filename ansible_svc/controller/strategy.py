@@ -1,10 +1,11 @@
 """What the ``svc_*`` strategies do before Ansible's own strategy runs.
 
 Runs in the ``ansible-playbook`` controller process. Global state: the run's
-mux (``mux_process``), one wrapper installed on Ansible's connection
-plugin loader so that ``ssh`` and ``local`` hosts are served by our plugins,
-one on the task executor's async poll (``async_poll``), and ``compat``'s
-verdicts on the running ansible-core.
+mux (``mux_process``) and whether the -v line named it, one wrapper
+installed on Ansible's connection plugin loader so that ``ssh`` and
+``local`` hosts are served by our plugins, one on the task executor's async
+poll (``async_poll``), and ``compat``'s verdicts on the running
+ansible-core.
 Every other connection type (paramiko, winrm, docker, network_cli, ...) is
 loaded untouched and runs vanilla, in the same play.
 """
@@ -39,6 +40,9 @@ REDIRECTS = {
     "mitogen_ssh": "svc_ssh",
     "mitogen_local": "svc_local",
 }
+
+#: The mux and strategy the -v line named last (``install``).
+_announced: tuple | None = None
 
 #: Service pool threads beyond one per fork: connects block a thread for
 #: their duration, and results and file pushes need threads meanwhile.
@@ -108,6 +112,14 @@ def install(strategy_name: str, forks: int, verbosity: int) -> None:
     compat.check_all()
     compat.guard_result_queue()
 
-    mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
+    global _announced
+    mux = mux_process.ensure_started(pool_size=forks + POOL_HEADROOM, verbosity=verbosity)
+    if _announced != (mux, strategy_name):
+        # At -v, once per run (again only if a later play names another
+        # svc_* strategy, or the mux had to be restarted).
+        from ansible.utils.display import Display
+        Display().v("ansible-svc: strategy %s serves ssh, local and container hosts through the run's mux (pid %d)"
+                    % (strategy_name, mux.proc.pid))
+        _announced = (mux, strategy_name)
     redirect_connections(connection_loader, plugin_prefix(strategy_name))
     async_poll.install()

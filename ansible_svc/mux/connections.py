@@ -42,6 +42,7 @@ worker can map them to Ansible's UNREACHABLE / FAILED exactly.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import logging
@@ -94,15 +95,34 @@ def address_key(spec: dict) -> tuple:
     return (spec["transport"], spec.get("host"), spec.get("port"), spec.get("user"))
 
 
+def about(spec: dict) -> dict:
+    """What a listing of the cache may show of an interpreter's spec: where
+    and as whom it logs in, through which bastions, with which become method.
+    Never a password, key or ssh argument."""
+    become = spec.get("become")
+    user = spec.get("user")
+    if spec["transport"] == "local":
+        user = getpass.getuser()  # the mux's, which is the controller's, as vanilla local's
+    return {
+        "transport": spec["transport"],
+        "host": spec.get("host"),
+        "port": spec.get("port"),
+        "user": user,
+        "via": [{"host": hop["host"], "port": hop["port"], "user": hop["user"]} for hop in spec.get("via") or ()],
+        "become": {"method": become.get("method"), "user": become.get("user")} if become else None,
+    }
+
+
 class Entry(object):
-    """One cached interpreter and who holds it."""
+    """One cached interpreter, who holds it, and :func:`about` its spec."""
 
-    __slots__ = ("context", "info", "refs")
+    __slots__ = ("context", "info", "refs", "about")
 
-    def __init__(self, context, info):
+    def __init__(self, context, info, shown=None):
         self.context = context
         self.info = info
         self.refs = 0
+        self.about = shown or {}
 
 
 class BastionError(Exception):
@@ -205,9 +225,10 @@ class ConnectionService(mitogen.service.Service):
                 del self._aliases[alias]
         LOG.info("disconnected: %s", context.name)
 
-    def _interpreter(self, layer, python, default, start):
+    def _interpreter(self, layer, python, default, start, spec):
         """The entry of `layer` for interpreter `python` (None: any), reusing
-        a running one that is the same executable, else ``start(command)``."""
+        a running one that is the same executable, else ``start(command)``.
+        `spec` is the request's (for the cache listing, :func:`about`)."""
         alias = (layer, python)
         entry = self._by_alias(alias)
         if entry is not None:
@@ -230,7 +251,7 @@ class ConnectionService(mitogen.service.Service):
             except mitogen.core.Error:
                 context.shutdown()
                 raise
-            entry = Entry(context, info)
+            entry = Entry(context, info, about(spec))
             self._add((layer, started_as), alias, entry)
             LOG.info("connected: %s (python %s, pid %s)", context.name, info["python"], info["pid"])
             return entry
@@ -247,17 +268,19 @@ class ConnectionService(mitogen.service.Service):
                             via=hops[:depth], python=None, default_python=None, become=None)
             try:
                 via = self._interpreter(self.login_layer(hop_spec), None, DEFAULT_PYTHON,
-                                        lambda p, h=hop_spec, v=via: self._start_login(h, p, v)).context
+                                        lambda p, h=hop_spec, v=via: self._start_login(h, p, v), hop_spec).context
             except Exception as exc:
                 raise BastionError("bastion %s@%s:%s: %s" % (hop["user"], hop["host"], hop["port"], exc)) from exc
         default = spec.get("default_python") or DEFAULT_PYTHON
-        return self._interpreter(self.login_layer(spec), spec.get("python"), default, lambda p: self._start_login(spec, p, via))
+        return self._interpreter(self.login_layer(spec), spec.get("python"), default,
+                                 lambda p: self._start_login(spec, p, via), dict(spec, become=None))
 
     def _become(self, spec, login):
         # The become interpreter runs the login interpreter's executable
         # unless the request names one: sudo's PATH may differ from ssh's.
         default = login.info["python"]
-        return self._interpreter(self.become_layer(spec), spec.get("python"), default, lambda p: self._start_become(spec, login.context, p))
+        return self._interpreter(self.become_layer(spec), spec.get("python"), default,
+                                 lambda p: self._start_become(spec, login.context, p), spec)
 
     def _start_login(self, spec, python, via=None):
         """Start the login interpreter: locally, in a container, over ssh
@@ -312,6 +335,33 @@ class ConnectionService(mitogen.service.Service):
             kwargs.update(doas_path=become.get("exe") or "doas")
         return getattr(self.router, method)(**kwargs)
 
+    def summary(self, addresses=None) -> dict:
+        """For the doctor (``ansible_svc.mux.doctor``): how many interpreters
+        are cached, and those that log in at one of `addresses` (tuples
+        ``(transport, host, port)``; None: all): :func:`about` their spec,
+        their Python, the interpreter strings they were asked for, and the
+        references held. Read-only, and holds no secret."""
+        with self._lock:
+            entries = list(self._entries.items())
+            aliases = list(self._aliases.items())
+        listed = []
+        for key, entry in entries:
+            shown = entry.about
+            if addresses is not None and (shown.get("transport"), shown.get("host"), shown.get("port")) not in addresses:
+                continue
+            version = entry.info.get("version") or ()
+            listed.append(dict(
+                shown,
+                name=entry.context.name,
+                python=entry.info.get("python"),
+                version=".".join(str(part) for part in version),
+                pid=entry.info.get("pid"),
+                started_as=key[1],
+                requested=sorted(alias[1] or "(any)" for alias, target in aliases if target == key),
+                refs=entry.refs,
+            ))
+        return {"count": len(entries), "listed": listed}
+
     # -- the service ----------------------------------------------------------
 
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
@@ -363,13 +413,13 @@ class ConnectionService(mitogen.service.Service):
         address = address_key(spec)
         with self._lock:
             doomed = [(k, e) for k, e in self._entries.items() if k[0][0] == address]
-            for key, _ in doomed:
+            for key, _entry in doomed:
                 del self._entries[key]
             for alias in [a for a, k in self._aliases.items() if k[0][0] == address]:
                 del self._aliases[alias]
         # Become interpreters first: they live inside the login ones. Do not
         # wait for the goodbye: a wedged interpreter must not wedge the reset.
-        for _, entry in sorted(doomed, key=lambda item: -len(item[0][0])):
+        for _key, entry in sorted(doomed, key=lambda item: -len(item[0][0])):
             try:
                 entry.context.shutdown()
             except mitogen.core.Error as exc:

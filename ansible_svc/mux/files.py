@@ -47,6 +47,11 @@ class GrantedFileService(mitogen.service.FileService):
             key = (path, context.context_id)
             self._grants[key] = self._grants.get(key, 0) + 1
 
+    def summary(self) -> dict:
+        """For the doctor (``ansible_svc.mux.doctor``): grants not used yet."""
+        with self._grants_lock:
+            return {"grants": sum(self._grants.values())}
+
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     def register_prefix(self, path):
         raise mitogen.service.Error("ansible-svc grants files one by one: register(path, context)")

@@ -218,6 +218,22 @@ class JobResultService(mitogen.service.Service):
         with self._lock:
             return self._jobs.pop(job_id, None) is not None
 
+    def summary(self) -> dict:
+        """Counts for the doctor (``ansible_svc.mux.doctor``): jobs issued
+        and not done (``running``), results waiting for a reader
+        (``held``), results waiting for their issue (``parked``), delivered
+        ones remembered (``delivered``), and pushes refused."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            refused = self.refused
+        return {
+            "running": sum(1 for job in jobs if job.owner_id is not None and job.result is None and not job.delivered),
+            "held": sum(1 for job in jobs if job.owner_id is not None and job.result is not None),
+            "parked": sum(1 for job in jobs if job.parked),
+            "delivered": sum(1 for job in jobs if job.delivered),
+            "refused": refused,
+        }
+
     @mitogen.service.expose(policy=mitogen.service.AllowParents())
     def stats(self):
         """Counters for tests and debugging."""

@@ -38,6 +38,7 @@ import mitogen.unix
 
 from ansible_svc import processes
 from ansible_svc.mux.connections import ConnectionService
+from ansible_svc.mux.doctor import DoctorService
 from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.mux.jobs import JobResultService
 from ansible_svc.mux.routing import ReplyOnlyRouter
@@ -127,15 +128,19 @@ def serve(socket_path: str, controller_gone, pool_size: int) -> None:
     for prefix in BLOCKED_IMPORTS:
         router.responder.blacklist_prefix(prefix)
 
+    connections = ConnectionService(router)
     jobs = JobResultService(router)
+    files = GrantedFileService(router)
+    pushed = PushFileCache(router=router)
     pool = mitogen.service.Pool(
         router,
         services=[
-            ConnectionService(router),
+            connections,
             jobs,
             JobStatusService(router, jobs),
-            GrantedFileService(router),
-            PushFileCache(router=router),
+            files,
+            pushed,
+            DoctorService(router, connections, jobs, files, pushed),
         ],
         size=pool_size,
     )

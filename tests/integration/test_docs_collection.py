@@ -28,6 +28,7 @@ def _env(**extra):
     ('connection', 'svc_local', ['python_interpreter', 'timeout']),
     ('strategy', 'svc_linear', []),
     ('module', 'mitogen_async_status', ['jid', 'mode']),
+    ('module', 'doctor', ['round_trips']),
 ])
 def test_ansible_doc_from_checkout(tmp_path, kind, name, options):
     p = subprocess.run([str(VENV_BIN / 'ansible-doc'), '-t', kind, name], cwd=tmp_path, env=_env(),
