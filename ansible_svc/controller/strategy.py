@@ -66,9 +66,19 @@ def redirect_connections(loader, prefix: str) -> None:
 
     def get_with_context(name, *args, **kwargs):
         target = REDIRECTS.get(name)
-        if target is not None:
-            name = loader._ansible_svc_prefix + target
-        return original(name, *args, **kwargs)
+        if target is None:
+            return original(name, *args, **kwargs)
+        ours = loader._ansible_svc_prefix + target
+        found = original(ours, *args, **kwargs)
+        if found.object is None:
+            # Ansible would blame the host's connection ('ssh' was not found).
+            from ansible.errors import AnsibleError
+            raise AnsibleError(
+                "ansible-svc serves %r hosts with its connection plugin %r, which Ansible cannot find: put "
+                "the directory holding %s.py on connection_plugins (ANSIBLE_CONNECTION_PLUGINS) beside the "
+                "strategy's, or install the collection and name the strategy ansible_svc.accel.svc_linear"
+                % (name, ours, target))
+        return found
 
     loader.get_with_context = get_with_context
 

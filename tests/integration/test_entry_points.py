@@ -299,3 +299,18 @@ def test_delegation_runs_in_parallel(tmp_path, sshd_alive, ssh_env, strategy, to
         user = 'root' if to == 'local' else 'svc-login'
         assert outcome[(host, 'delegated who')]['result']['stdout'] == user
         assert outcome[(host, 'facts landed on the host')]['result']['msg'] == user
+
+
+def test_a_strategy_without_its_connections_names_the_missing_plugin(ssh_env, sshd_alive, tmp_path):
+    """The svc_linear strategy on the plugin path but not svc_ssh/svc_local:
+    the error names our plugin and the setting, not the host's 'ssh'."""
+    cfg = tmp_path / 'strategy-only.cfg'
+    cfg.write_text(f"[defaults]\nstrategy_plugins = {REPO / 'plugins' / 'strategy'}\n")
+    pb = '- hosts: all\n  gather_facts: false\n  tasks:\n    - name: ping\n      ping:\n'
+    r = run_playbook(pb, tmp_path=tmp_path / 'run', inventory=inventory_for(ssh_env), strategy='svc_linear',
+                     env={'ANSIBLE_CONFIG': str(cfg), 'ANSIBLE_COLLECTIONS_PATH': str(tmp_path / 'no-collections')})
+    assert r.rc != 0, r.output
+    for host, ours in (('target', 'svc_ssh'), ('local', 'svc_local')):
+        msg = r.task('ping', host)['result']['msg']
+        assert f"its connection plugin '{ours}', which Ansible cannot find" in msg and 'connection_plugins' in msg, msg
+    assert "plugin 'ssh' was not found" not in r.output, r.output

@@ -286,3 +286,19 @@ def test_a_signal_during_a_result_queue_write_waits_for_the_write():
         FinalQueue.put = inherited
         signal.signal(signal.SIGTERM, previous)
         queue.close()
+
+
+def test_connection_lookup_the_strategies_redirect():
+    """strategy.redirect_connections wraps connection_loader.get_with_context,
+    called as TaskExecutor calls it; it needs the result's ``object``, None
+    for a name no plugin has (then it names our plugin in the error)."""
+    from ansible.playbook.play_context import PlayContext
+    from ansible.plugins.loader import connection_loader, init_plugin_loader
+
+    init_plugin_loader()
+    source = inspect.getsource(TaskExecutor)
+    assert 'connection_loader.get_with_context(' in source
+    kwargs = dict(new_stdin=None, task_uuid='x', ansible_playbook_pid='1')
+    found = connection_loader.get_with_context('ssh', PlayContext(), **kwargs)
+    assert found.object is not None and type(found.object).__name__ == 'Connection'
+    assert connection_loader.get_with_context('svc_no_such_connection', PlayContext(), **kwargs).object is None
