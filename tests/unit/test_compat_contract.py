@@ -302,3 +302,15 @@ def test_connection_lookup_the_strategies_redirect():
     found = connection_loader.get_with_context('ssh', PlayContext(), **kwargs)
     assert found.object is not None and type(found.object).__name__ == 'Connection'
     assert connection_loader.get_with_context('svc_no_such_connection', PlayContext(), **kwargs).object is None
+
+
+def test_action_plugin_api_the_doctor_uses():
+    """The doctor's action (controller/doctor.py) runs shell commands on hosts
+    it does not serve through ActionBase._low_level_execute_command(cmd,
+    sudoable=...), which returns rc/stdout/stderr, and reads _play_context."""
+    params = inspect.signature(ActionBase._low_level_execute_command).parameters
+    assert list(params)[:2] == ['self', 'cmd'] and 'sudoable' in params
+    source = inspect.getsource(ActionBase._low_level_execute_command)
+    for key in ('rc', 'stdout', 'stderr'):
+        assert "%s=" % key in source or "'%s'" % key in source, key
+    assert 'self._play_context = play_context' in inspect.getsource(ActionBase.__init__)
