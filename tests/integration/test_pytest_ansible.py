@@ -65,11 +65,12 @@ from pathlib import Path
 EVIDENCE = Path(os.environ['SVC_EVIDENCE'])
 OUT = Path(os.environ['SVC_OUT'])
 
-#: One line per ancestor of the task's shell: pid, start time, user, command line.
+#: One line per ancestor of the task's shell: pid, start time, user, command line
+#: (NULs and newlines as spaces: a make recipe's shell has newlines in its own).
 CHAIN = """p=$PPID
 while [ "$p" -gt 1 ]; do
   printf '%s %s %s %s\\n' "$p" "$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f20)" "$(stat -c %U /proc/$p)" \\
-    "$(tr '\\0' ' ' </proc/$p/cmdline)"
+    "$(tr '\\0\\n' '  ' </proc/$p/cmdline)"
   p=$(awk '/^PPid:/ {print $2}' /proc/$p/status)
 done"""
 
