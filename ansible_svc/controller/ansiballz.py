@@ -112,6 +112,20 @@ def parse(data: bytes) -> ModulePayload:
     )
 
 
+def parse_file(path: str) -> ModulePayload | None:
+    """The payload of the AnsiballZ wrapper in file `path`; None for any
+    other file (a module file Ansible uploads, or anything else)."""
+    with open(path, "rb") as fp:
+        if not is_wrapper(fp.read(4096)):
+            return None
+        fp.seek(0)
+        data = fp.read()
+    try:
+        return parse(data)
+    except NotAnsiballZ:
+        return None
+
+
 def _split_zip_literal(call: bytes):
     """``(call with an empty zip literal, the zip's base64 bytes)``, so that
     only the small rest needs parsing; ``(call, None)`` if not found."""

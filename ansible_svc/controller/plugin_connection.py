@@ -110,6 +110,10 @@ class SvcConnectionBase(ConnectionBase):
         self._module_env: dict = {}
         #: Async jobs this connection started: jid -> whether as become user.
         self._async_jobs: dict[str, bool] = {}
+        #: AnsiballZ wrappers uploaded since the last async job started (an
+        #: async task uploads its module, then async_wrapper, itself one on
+        #: 2.21): remote path -> payload.
+        self._uploaded_modules: dict = {}
         self._vanilla = None
         self.cwd = None
         self.switched_off = strategy.disabled()
@@ -255,12 +259,31 @@ class SvcConnectionBase(ConnectionBase):
         return self._without_python(why).exec_command(cmd, in_data=in_data, sudoable=sudoable)
 
     def _start_async(self, command, become, env):
-        display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, " as become user" if become else ""),
+        payload = self._warm_payload(command)
+        display.vvv("ASYNC job %s of %s (limit %ss)%s%s" % (command.base_jid, command.module_path, command.limit,
+                                                          " as become user" if become else "", ", warm" if payload else ""),
                     host=self._host())
-        started = self._session.start_async(command, become, env, self._cwd())
+        isolation = specs.plain(self.get_option("task_isolation"))
+        try:
+            started = self._session.start_async(command, become, env, self._cwd(), payload, isolation)
+        except InterpreterMissing:
+            # The job fails as vanilla's would, from the module's shebang.
+            started = self._session.start_async(command, become, env, self._cwd())
         self._async_jobs[started["ansible_job_id"]] = become
         result = async_jobs.started_result(started["ansible_job_id"], started["results_file"], command)
         return 0, to_bytes(json.dumps(result)), b""
+
+    def _warm_payload(self, command):
+        """The payload of the module file `command` runs, if the job can
+        start warm: a new-style Python module we uploaded in this task,
+        run by its one-word shebang interpreter with no args file."""
+        uploaded, self._uploaded_modules = self._uploaded_modules, {}
+        payload = uploaded.get(command.module_path)
+        if payload is None or command.args_path or len(payload.interpreter.split()) > 1:
+            return None
+        if command.argv is not None and command.argv != [payload.interpreter, command.module_path]:
+            return None
+        return payload
 
     # -- async jobs, for the strategy's poll and mitogen_async_status ----------
 
@@ -320,6 +343,10 @@ class SvcConnectionBase(ConnectionBase):
                 self._session.put_file(in_path, out_path)
             except InterpreterMissing as exc:
                 self._without_python(exc).put_file(in_path, out_path)
+                return
+        payload = ansiballz.parse_file(in_path)
+        if payload is not None:
+            self._uploaded_modules[out_path] = payload
 
     @in_session
     def fetch_file(self, in_path, out_path):

@@ -228,24 +228,10 @@ class Session(object):
         """
         attachment = mux_client.attach()
         ctx = self.context(become, payload.interpreter)
-        try:
-            path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
-        except FileNotFoundError as exc:
-            raise TargetUnreachable("the ansible-svc mux is gone (its directory was removed): %s" % exc) from exc
+        path, spec = self._send_payload(attachment, ctx, payload, env, cwd, isolation)
         job_id = secrets.token_hex(16)
-        spec = {
-            "params": payload.params,
-            "profile": payload.profile,
-            "module_fqn": payload.module_fqn,
-            "extensions": payload.extensions,
-            "rlimit_nofile": payload.rlimit_nofile,
-            "env": env,
-            "cwd": cwd,
-            "isolation": isolation,
-        }
         mux = attachment.mux
         results = receiver_for(mux)
-        cast_service(mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
         cast_service(mux, names.JOBS, "listen", job_id=job_id, sender=results.to_sender(), context=ctx)
         if isolation == "inline":
             ack = call_async(ctx, modules.run_module, job_id, mux.context_id, path, spec)
@@ -264,6 +250,26 @@ class Session(object):
             _close_reply_receiver(ack)
             if not done:
                 self._cancel(ctx, job_id)
+
+    @staticmethod
+    def _send_payload(attachment, ctx, payload, env, cwd, isolation):
+        """Have the mux push `payload`'s zip to `ctx` (once per target);
+        ``(its key, the spec of a run of it)``."""
+        try:
+            path = ansiballz.store(payload, os.path.join(os.path.dirname(attachment.path), "payloads"))
+        except FileNotFoundError as exc:
+            raise TargetUnreachable("the ansible-svc mux is gone (its directory was removed): %s" % exc) from exc
+        cast_service(attachment.mux, names.PUSH_FILES, "propagate_to", context=ctx, path=path)
+        return path, {
+            "params": payload.params,
+            "profile": payload.profile,
+            "module_fqn": payload.module_fqn,
+            "extensions": payload.extensions,
+            "rlimit_nofile": payload.rlimit_nofile,
+            "env": env,
+            "cwd": cwd,
+            "isolation": isolation,
+        }
 
     def _cancel(self, ctx, job_id: str) -> None:
         try:
@@ -305,8 +311,12 @@ class Session(object):
     # itself runs the module file with its own shebang interpreter, so any
     # interpreter of that user will do, and status lookups find the same one.
 
-    def start_async(self, command: async_jobs.AsyncCommand, become: bool, env: dict, cwd: str | None) -> dict:
-        """Start a detached job; ``{"ansible_job_id", "results_file"}``."""
+    def start_async(self, command: async_jobs.AsyncCommand, become: bool, env: dict, cwd: str | None,
+                    payload: ansiballz.ModulePayload | None = None, isolation: str = "fork") -> dict:
+        """Start a detached job; ``{"ansible_job_id", "results_file"}``.
+        With the module's `payload`, the job starts warm, in the interpreter
+        a task of that module runs in (raises InterpreterMissing when there
+        is none); without, from the module file, by the user's default one."""
         attachment = mux_client.attach()
         request = {
             "base": command.base_jid,
@@ -319,8 +329,14 @@ class Session(object):
             "cwd": cwd,
             "async_dir": env.get("ANSIBLE_ASYNC_DIR") or async_jobs.DEFAULT_ASYNC_DIR,
         }
-        started = self._call(become, asyncjobs.start, attachment.mux.context_id, request)
-        cast_service(attachment.mux, names.JOBS, "issue", job_id=started["ansible_job_id"], context=self.context(become))
+        if payload is None:
+            ctx = self.context(become)
+            started = self._answer(call_async(ctx, asyncjobs.start, attachment.mux.context_id, request))
+        else:
+            ctx = self.context(become, payload.interpreter)
+            path, spec = self._send_payload(attachment, ctx, payload, env, cwd, isolation)
+            started = self._answer(call_async(ctx, asyncjobs.start_warm, attachment.mux.context_id, request, path, spec))
+        cast_service(attachment.mux, names.JOBS, "issue", job_id=started["ansible_job_id"], context=ctx)
         return started
 
     def wait_async(self, jid: str, become: bool, timeout: float) -> dict | None:

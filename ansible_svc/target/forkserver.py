@@ -123,22 +123,21 @@ def json_result(stdout):
     return result
 
 
+def wrapped_command(request):
+    """What async_wrapper calls the command in its failure results: the
+    command it was given (2.21 on), or the module and its args file."""
+    if request.get("argv"):
+        return " ".join(shlex.quote(word) for word in request["argv"])
+    return " ".join([request["module_path"]] + ([request["args_path"]] if request.get("args_path") else []))
+
+
 def run_job(request, jid):
     """Run the module command; return the job file's final content, in
     vanilla async_wrapper's words for every failure."""
     env = dict(os.environ)
     env.update(request.get("env") or {})
-    # What async_wrapper calls the command in its failure results: the
-    # command it was given (2.21 on), or the module and its args file.
-    if request.get("argv"):
-        argv = list(request["argv"])
-        wrapped_cmd = " ".join(shlex.quote(word) for word in argv)
-    else:
-        argv = [request["module_path"]]
-        wrapped_cmd = " ".join(argv + ([request["args_path"]] if request.get("args_path") else []))
     try:
-        if not request.get("argv"):
-            argv = module_argv(request["module_path"], request.get("args_path"))
+        argv = request.get("argv") or module_argv(request["module_path"], request.get("args_path"))
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -151,7 +150,7 @@ def run_job(request, jid):
             start_new_session=True,
         )
     except OSError as exc:
-        return {"failed": True, "cmd": wrapped_cmd, "msg": str(exc), "outdata": "", "stderr": "", "ansible_job_id": jid}
+        return {"failed": True, "cmd": wrapped_command(request), "msg": str(exc), "outdata": "", "stderr": "", "ansible_job_id": jid}
     limit = request.get("limit") or None
     try:
         out, err = proc.communicate(timeout=limit)
@@ -166,6 +165,12 @@ def run_job(request, jid):
             pass  # something outside the group holds the pipes; give up on them
         proc.wait()
         return timeout_result(proc.pid)
+    return module_result(request, jid, out, err)
+
+
+def module_result(request, jid, out, err):
+    """The job file's final content for a module that printed `out` and
+    `err` (bytes), as async_wrapper writes it."""
     out = out.decode("utf-8", "surrogateescape")
     err = err.decode("utf-8", "surrogateescape")
     try:
@@ -175,7 +180,7 @@ def run_job(request, jid):
     except Exception:
         return {
             "failed": True,
-            "cmd": wrapped_cmd,
+            "cmd": wrapped_command(request),
             "data": out,
             "stderr": err,
             "msg": traceback.format_exc(),
@@ -190,8 +195,10 @@ def timeout_result(child_pid):
     return {"msg": "Timeout exceeded", "failed": True, "child_pid": child_pid}
 
 
-def supervise(request, notify_fd):
-    """Body of the forked job supervisor; never returns."""
+def supervise(request, notify_fd, run=run_job):
+    """Body of a forked job supervisor; never returns. `run` runs the job
+    and returns the job file's final content: by default the module
+    command, as a new process (``taskproc`` passes a warm fork instead)."""
     status = 0
     try:
         os.setsid()
@@ -211,7 +218,7 @@ def supervise(request, notify_fd):
             os._exit(1)
         tell(notify_fd, {"event": "started", "jid": jid, "results_file": path})
         try:
-            result = run_job(request, jid)
+            result = run(request, jid)
         except Exception:
             result = {"failed": True, "msg": traceback.format_exc(), "ansible_job_id": jid}
         write_job_file(path, result)

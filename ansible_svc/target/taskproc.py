@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 
-from ansible_svc.target import wrapper
+from ansible_svc.target import forkserver, wrapper
 
 #: After the module's process exits, how long to keep reading output that a
 #: daemon it left behind may still hold open (vanilla ssh would hang here).
@@ -167,6 +167,20 @@ def _child_main(state, control_fd, out_fd, err_fd):
         if key is None:
             os._exit(0)  # retired unused, or the interpreter ended
         payload = state.store.payloads[key]
+        if spec.get("async"):
+            _detach_job(state, payload, spec)
+        code = _run_module(state, payload, spec)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    os._exit(code)
+
+
+def _run_module(state, payload, spec):
+    """Run the task's module in this process, and end it as a Python
+    running the AnsiballZ wrapper would end. Never returns."""
+    code = 1
+    try:
         wrapper.prepare_task(state.store, payload, spec)
         code = wrapper.run_module(payload, spec)
     except SystemExit as exc:
@@ -183,6 +197,47 @@ def _child_main(state, control_fd, out_fd, err_fd):
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+# -- async jobs, started warm ---------------------------------------------------
+#
+# An async job's task process hands the job to a supervisor and exits: the
+# supervisor (forked from it, so orphaned at once, in a session of its own)
+# is the fork server's supervisor (``forkserver.supervise``: job file, time
+# limit, result), except that it forks the module from its own warm state
+# instead of starting a new Python. Its events (one JSON line each) reach the
+# interpreter on the task process's stdout pipe, which it inherits.
+
+def _detach_job(state, payload, spec):
+    """Body of an async job's task process. Never returns."""
+    request = spec["async"]
+    notify_fd = os.dup(1)
+    if os.fork() == 0:
+        forkserver.supervise(request, notify_fd, run=lambda request, jid: _run_warm(state, payload, spec, request, jid))
+    os._exit(0)
+
+
+def _run_warm(state, payload, spec, request, jid):
+    """The supervisor's ``run``: fork the module from this warm process,
+    in a session of its own, and collect it within the job's time limit."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, _max_fd())
+        sys.stdin, sys.stdout, sys.stderr = wrapper.fd_stdio()
+        _run_module(state, payload, spec)
+    os.close(out_w)
+    os.close(err_w)
+    limit = request.get("limit")
+    collected = collect(pid, out_r, err_r, deadline=time.time() + limit if limit else None)
+    if collected is None:
+        return forkserver.timeout_result(pid)
+    rc, out, err = collected
+    return forkserver.module_result(request, jid, out, err)
 
 
 def _read_task(fd):
@@ -216,15 +271,30 @@ def _max_fd():
         return 4096
 
 
-def collect(pid, out_fd, err_fd):
+def collect(pid, out_fd, err_fd, deadline=None):
     """Read both pipes until the child is gone and its output drained;
-    ``(rc, out, err)``."""
+    ``(rc, out, err)``. None if the child is still running at `deadline`
+    (a ``time.time()``): its process group is killed then, as
+    async_wrapper kills a job at its time limit."""
     chunks = {out_fd: [], err_fd: []}
     open_fds = [out_fd, err_fd]
     status = None
-    deadline = None
+    grace_end = None
+    timed_out = False
     while open_fds:
-        timeout = 0.5 if deadline is None else max(0.0, deadline - time.time())
+        now = time.time()
+        if status is None and deadline is not None and now >= deadline and not timed_out:
+            timed_out = True
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if grace_end is not None:
+            timeout = max(0.0, grace_end - now)
+        elif deadline is not None and not timed_out:
+            timeout = max(0.0, min(0.5, deadline - now))
+        else:
+            timeout = 0.5
         try:
             readable = select.select(open_fds, [], [], timeout)[0]
         except (OSError, select.error) as exc:
@@ -241,13 +311,15 @@ def collect(pid, out_fd, err_fd):
             waited, st = os.waitpid(pid, os.WNOHANG)
             if waited:
                 status = st
-                deadline = time.time() + OUTPUT_GRACE
-        elif time.time() >= deadline:
+                grace_end = time.time() + OUTPUT_GRACE
+        elif time.time() >= grace_end:
             break
     for fd in (out_fd, err_fd):
         os.close(fd)
     if status is None:
         status = os.waitpid(pid, 0)[1]
+    if timed_out:
+        return None
     if os.WIFSIGNALED(status):
         return killed(status, b"".join(chunks[out_fd]), b"".join(chunks[err_fd]))
     return os.WEXITSTATUS(status), b"".join(chunks[out_fd]), b"".join(chunks[err_fd])

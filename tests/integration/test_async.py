@@ -564,3 +564,46 @@ def test_a_job_whose_record_writer_dies_fails_as_in_vanilla(tmp_path, sshd_alive
             assert killed['status'] == 'failed', (strategy, host, killed)
             assert killed['result']['msg'] == compat.adapter().poll_gave_up(3), (strategy, host, killed)
             assert killed['result']['async_result']['finished'] is False
+
+
+WARM_PB = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: start
+      command: sleep 30.{{ marker }}
+      async: 60
+      poll: 0
+      register: job
+"""
+
+
+def _parent_cmdline(pid: int) -> str:
+    stat = Path('/proc/%d/stat' % pid).read_text()
+    ppid = int(stat[stat.rindex(')') + 2:].split()[1])
+    return Path('/proc/%d/cmdline' % ppid).read_bytes().replace(b'\0', b' ').decode('utf-8', 'replace')
+
+
+def test_python_module_jobs_start_warm_without_a_new_python(tmp_path, sshd_alive, ssh_env):
+    """The job's module runs in a fork of the warm interpreter: no new
+    Python runs the uploaded AnsiballZ file (the vanilla way, kept for other
+    modules, runs `python .../AnsiballZ_command.py`)."""
+    marker = str(uuid.uuid4().int)[:12]
+    run = run_playbook(WARM_PB, tmp_path=tmp_path, inventory=inventory_for(ssh_env), args=['-vvv'],
+                       extra_vars={'marker': marker}).assert_ok()
+    try:
+        assert run.output.count('(limit 60s), warm') == 2, run.output
+        deadline = time.monotonic() + 15
+        while True:
+            sleeps = [pid for pid, (_, cmd) in processes().items() if cmd == 'sleep 30.%s' % marker]
+            if len(sleeps) == 2:
+                break
+            assert time.monotonic() < deadline, processes()
+            time.sleep(0.1)
+        for pid in sleeps:
+            parent = _parent_cmdline(pid)
+            assert 'AnsiballZ' not in parent and 'python' in parent, parent
+    finally:
+        for pid, (_, cmd) in processes().items():
+            if marker in cmd:
+                os.kill(pid, 9)

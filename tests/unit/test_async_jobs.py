@@ -98,3 +98,31 @@ def test_job_data_as_async_status_reads_it():
     assert missing['failed'] and missing['msg'] == 'could not find job'
     junk = async_jobs.job_data('j1.2', 'not json')
     assert junk['failed'] and junk['finished'] and 'Could not parse job output' in junk['msg']
+
+
+def _payload(interpreter='/usr/bin/python3'):
+    from ansible_svc.controller.ansiballz import ModulePayload
+    return ModulePayload(interpreter=interpreter, module_name='command', module_fqn='ansible.modules.command',
+                         params=b'{}', profile='legacy', extensions={}, rlimit_nofile=0, zip_data=b'', key='k')
+
+
+@pytest.mark.parametrize('argv, args_path, interpreter, warm', [
+    (None, None, '/usr/bin/python3', True),                                       # 2.19, 2.20
+    (['/usr/bin/python3', TMP + '/AnsiballZ_command.py'], None, '/usr/bin/python3', True),  # 2.21
+    (['/usr/bin/python3.12', TMP + '/AnsiballZ_command.py'], None, '/usr/bin/python3', False),
+    (None, TMP + '/args', '/usr/bin/python3', False),                             # an args file: old style
+    (None, None, '/usr/bin/env python3', False),                                  # interpreter with arguments
+])
+def test_which_async_jobs_start_warm(argv, args_path, interpreter, warm):
+    from types import SimpleNamespace
+
+    from ansible_svc.controller.plugin_connection import SvcConnectionBase
+    module = TMP + '/AnsiballZ_command.py'
+    payload = _payload(interpreter)
+    conn = SimpleNamespace(_uploaded_modules={module: payload, TMP + '/async_wrapper.py': _payload()})
+    command = async_jobs.AsyncCommand(base_jid='j1', limit=10, module_path=module, args_path=args_path,
+                                      preserve_tmp=False, argv=argv)
+    assert SvcConnectionBase._warm_payload(conn, command) is (payload if warm else None)
+    assert conn._uploaded_modules == {}
+    # A module this task did not upload (a file already there) runs cold.
+    assert SvcConnectionBase._warm_payload(conn, command) is None

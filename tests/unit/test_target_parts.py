@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+import time
 import zipfile
 
 import mitogen.core
@@ -111,3 +113,42 @@ def test_killed_status_words():
 def test_exit_codes_as_the_interpreter_gives_them(code, rc, words, capsys):
     assert wrapper.exit_code(SystemExit(code)) == rc
     assert capsys.readouterr().err == words
+
+
+def _group_child(script):
+    """A child in a session (and process group) of its own, as task
+    processes are; ``(pid, stdout fd, stderr fd)`` for ``collect``."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    proc.returncode = 0  # collect reaps it; keep Popen's finalizer from trying
+    return proc.pid, os.dup(proc.stdout.fileno()), os.dup(proc.stderr.fileno()), proc
+
+
+def test_collect_within_a_deadline_returns_the_run():
+    pid, out, err, proc = _group_child('import sys; print("out"); sys.stderr.write("err"); sys.exit(3)')
+    proc.stdout.close(), proc.stderr.close()
+    assert taskproc.collect(pid, out, err, deadline=time.time() + 30) == (3, b'out\n', b'err')
+
+
+def test_collect_past_its_deadline_kills_the_whole_group(tmp_path):
+    pidfile = tmp_path / 'grandchild'
+    script = ('import subprocess, sys; p = subprocess.Popen(["sleep", "60"]); '
+              'open(sys.argv[1] if len(sys.argv) > 1 else %r, "w").write(str(p.pid)); '
+              'print("started", flush=True); p.wait()' % str(pidfile))
+    pid, out, err, proc = _group_child(script)
+    proc.stdout.close(), proc.stderr.close()
+    assert taskproc.collect(pid, out, err, deadline=time.time() + 1.5) is None
+    grandchild = int(pidfile.read_text())
+    # The sleep was in the child's group: killed too (a zombie at most until
+    # init reaps it).
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            state = open('/proc/%d/stat' % grandchild).read().rsplit(')', 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state in 'ZX':
+            break
+        assert time.monotonic() < deadline, 'the grandchild outlived the deadline kill'
+        time.sleep(0.05)
