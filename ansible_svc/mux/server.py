@@ -42,6 +42,7 @@ from ansible_svc.mux.doctor import DoctorService
 from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.mux.jobs import JobResultService
 from ansible_svc.mux.routing import ReplyOnlyRouter
+from ansible_svc.mux.serve_cache import ServeCache
 from ansible_svc.mux.job_status import JobStatusService
 from ansible_svc.target.filecache import PushFileCache
 
@@ -127,6 +128,7 @@ def serve(socket_path: str, controller_gone, pool_size: int) -> None:
         router.responder.whitelist_prefix(prefix)
     for prefix in BLOCKED_IMPORTS:
         router.responder.blacklist_prefix(prefix)
+    serve_cache = ServeCache.load(router)
 
     connections = ConnectionService(router)
     jobs = JobResultService(router)
@@ -183,6 +185,7 @@ def serve(socket_path: str, controller_gone, pool_size: int) -> None:
     # SIGKILL of the controller only we are left to do it.
     shutil.rmtree(os.path.dirname(socket_path), ignore_errors=True)
     _shutdown(broker, router, pool)
+    serve_cache.save(router)
 
 
 def _shutdown(broker, router, pool) -> None:
