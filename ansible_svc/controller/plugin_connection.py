@@ -260,8 +260,8 @@ class SvcConnectionBase(ConnectionBase):
 
     def _start_async(self, command, become, env):
         payload = self._warm_payload(command)
-        display.vvv("ASYNC job %s of %s (limit %ss)%s%s" % (command.base_jid, command.module_path, command.limit,
-                                                          " as become user" if become else "", ", warm" if payload else ""),
+        how = (" as become user" if become else "") + (", warm" if payload else "")
+        display.vvv("ASYNC job %s of %s (limit %ss)%s" % (command.base_jid, command.module_path, command.limit, how),
                     host=self._host())
         isolation = specs.plain(self.get_option("task_isolation"))
         try:

@@ -145,7 +145,7 @@ class ServeCache(object):
     def save(self, router) -> None:
         """Write what this run built, if anything, for the next run."""
         for fullname, tup in list(router.responder._cache.items()):
-            _, pkg_present, path, compressed, related = tup
+            pkg_present, path, compressed, related = tup[1:]
             if fullname in self.modules or compressed is None or not path or fullname == "__main__":
                 continue
             try:

@@ -153,7 +153,7 @@ def start_warm(mux_id, request, payload_key, spec, router=None):
         child = taskproc.take_spare(state, payload.key) or taskproc.Child.fork(state)
     child.start(payload.key, dict(spec, **{"async": request}))
     try:
-        event, _ = _read_event(child.out, b"", time.time() + START_TIMEOUT)
+        event = _read_event(child.out, b"", time.time() + START_TIMEOUT)[0]
     except BaseException:
         os.close(child.out)
         raise
