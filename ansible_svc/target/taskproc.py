@@ -1,4 +1,5 @@
-"""Task processes: each forked module run, and the spare forked ahead.
+"""Task processes: each forked module run, the spare forked ahead, and the
+task processes that start async jobs warm.
 
 Runs in target interpreters. Global state: none; what it keeps between
 tasks (running task processes, the spare) is in the interpreter's state
