@@ -113,8 +113,8 @@ def parse(data: bytes) -> ModulePayload:
 
 
 def parse_file(path: str) -> ModulePayload | None:
-    """The payload of the AnsiballZ wrapper in file `path`; None for any
-    other file (a module file Ansible uploads, or anything else)."""
+    """The payload of the AnsiballZ wrapper in file `path` (a module file
+    Ansible uploads); None for any other file."""
     with open(path, "rb") as fp:
         if not is_wrapper(fp.read(4096)):
             return None

@@ -307,9 +307,10 @@ class Session(object):
 
     # -- async jobs -----------------------------------------------------------
     #
-    # Async jobs run in the default interpreter of the (become) user: the job
-    # itself runs the module file with its own shebang interpreter, so any
-    # interpreter of that user will do, and status lookups find the same one.
+    # A job that starts warm runs in the interpreter its module's tasks run in;
+    # any other in the default interpreter of the (become) user, as the job
+    # runs the module file with its own shebang interpreter. Status lookups
+    # read job files, which any interpreter of that user finds.
 
     def start_async(self, command: async_jobs.AsyncCommand, become: bool, env: dict, cwd: str | None,
                     payload: ansiballz.ModulePayload | None = None, isolation: str = "fork") -> dict:

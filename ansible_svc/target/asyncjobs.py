@@ -91,7 +91,7 @@ class ForkServerClient(object):
                 with _LOCK:
                     target = self._pushing.pop(event["jid"], None)
                 if target is not None:
-                    self._push(event["jid"], *target)
+                    _push_job_file(self.router, event["jid"], *target)
                 continue
             with _LOCK:
                 waiter = self._starting.get(event.get("base"))
@@ -103,9 +103,6 @@ class ForkServerClient(object):
         for waiter in waiters:
             waiter[1] = {"event": "failed", "msg": "the fork server exited"}
             waiter[0].set()
-
-    def _push(self, jid, mux_id, path):
-        _push_job_file(self.router, jid, mux_id, path)
 
 
 def _push_job_file(router, jid, mux_id, path):
