@@ -10,6 +10,8 @@ Layout (the process each subpackage's code runs in):
 This file must stay import-free: targets import it too.
 """
 
+# !mitogen: minify_safe
+
 __version__ = "0.1.0"
 
 #: The collection root this package was loaded from when an ansible-galaxy

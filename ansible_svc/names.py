@@ -4,6 +4,8 @@ Callers address mitogen services by their dotted class name; keeping the names
 here lets workers and targets call them without importing the mux code.
 """
 
+# !mitogen: minify_safe
+
 CONNECTIONS = "ansible_svc.mux.connections.ConnectionService"
 JOBS = "ansible_svc.mux.jobs.JobResultService"
 JOB_STATUS = "ansible_svc.mux.job_status.JobStatusService"

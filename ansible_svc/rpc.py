@@ -3,6 +3,8 @@
 Runs anywhere mitogen does. Global state: none.
 """
 
+# !mitogen: minify_safe
+
 import logging
 
 import mitogen.core

@@ -21,6 +21,8 @@ the mux is gone by then, nothing is pushed and readers fall back to the file
 (``read_job``).
 """
 
+# !mitogen: minify_safe
+
 import json
 import logging
 import os

@@ -5,6 +5,8 @@ Called by workers through the mux router (``exec_command``, ``put_file``,
 works on its arguments only.
 """
 
+# !mitogen: minify_safe
+
 import os
 import pwd
 import select

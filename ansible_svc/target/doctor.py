@@ -8,6 +8,8 @@ Two calls: :func:`about`, once, for the interpreter's facts, and
 one call to the target, without any work done there).
 """
 
+# !mitogen: minify_safe
+
 import os
 import platform
 import sys

@@ -20,6 +20,8 @@ Because keys are content hashes, a changed module is a new key: nothing
 stale is ever served, so no invalidation protocol is needed.
 """
 
+# !mitogen: minify_safe
+
 import time
 
 import mitogen.core

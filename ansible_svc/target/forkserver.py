@@ -29,6 +29,8 @@ Events on stdout::
 The server ends at EOF on stdin (its interpreter went away); jobs go on.
 """
 
+# !mitogen: minify_safe
+
 import json
 import os
 import select

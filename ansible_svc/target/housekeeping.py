@@ -13,6 +13,8 @@ printed. Anything else, any path with characters a shell would interpret
 runs the real shell, which also produces the real error message.
 """
 
+# !mitogen: minify_safe
+
 import os
 import re
 import shlex

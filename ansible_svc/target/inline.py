@@ -18,6 +18,8 @@ leaks. A module that crashes or calls ``os._exit`` ends the interpreter; the
 next task starts a new one.
 """
 
+# !mitogen: minify_safe
+
 import os
 import sys
 import tempfile

@@ -17,6 +17,8 @@ How a task runs:
    JobResultService, where the worker waiting for the job hears of it.
 """
 
+# !mitogen: minify_safe
+
 import logging
 import os
 import signal

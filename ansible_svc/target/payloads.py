@@ -12,6 +12,8 @@ interpreter itself (*preloading*), so that the task processes it forks
 start with them imported.
 """
 
+# !mitogen: minify_safe
+
 import atexit
 import importlib
 import importlib.abc

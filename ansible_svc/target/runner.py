@@ -12,6 +12,8 @@ own, answered when done. Inline module runs stay on the main thread (module
 code may set signal handlers, which only the main thread can).
 """
 
+# !mitogen: minify_safe
+
 import mitogen.core
 import mitogen.service
 

@@ -15,6 +15,8 @@ interpreter: globals, monkey-patches, ``sys.exit``, crashes and leaked
 threads die with the child.
 """
 
+# !mitogen: minify_safe
+
 import atexit
 import errno
 import gc

@@ -6,6 +6,8 @@ Runs in target interpreters: in a task process forked for the run
 itself (``inline``). Global state: none; it changes the calling process's.
 """
 
+# !mitogen: minify_safe
+
 import io
 import os
 import sys
