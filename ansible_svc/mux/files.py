@@ -34,6 +34,19 @@ class GrantedFileService(mitogen.service.FileService):
         # Targets call mitogen's FileService by its own name.
         return "mitogen.service.FileService"
 
+    #: Bytes in flight to one target stream (mitogen's default: 1 MiB), so
+    #: also what the mux may hold per file being streamed. Several hosts
+    #: pulling large files over compressing ssh keep both cores busy; with
+    #: 1 MiB a stream sat idle while its acknowledgements made their way
+    #: back. At least twice the target's acknowledgement batch
+    #: (``ansible_svc.target.commands.ACK_BATCH``).
+    window_size_bytes = 4 * 1024 * 1024
+
+    #: Bytes per message: four of the broker's 128 KiB reads (mitogen's
+    #: default is one), so a quarter of the messages to frame, route and
+    #: deliver per file.
+    IO_SIZE = 4 * mitogen.core.CHUNK_SIZE - mitogen.core.Message.HEADER_LEN
+
     def __init__(self, router):
         super().__init__(router)
         self._grants: dict[tuple, int] = {}

@@ -16,13 +16,18 @@ import threading
 import time
 
 import mitogen.core
-import mitogen.service
 
+from ansible_svc import names, rpc
 from ansible_svc.target import housekeeping
 
 #: Files up to this size travel inside one call message; larger ones stream
 #: through the mux's FileService (bounded in-flight window) instead.
 INLINE_FILE_LIMIT = 1024 * 1024
+
+#: A streamed file's bytes are acknowledged to the mux in batches of this
+#: size; the mux's window (``GrantedFileService.window_size_bytes``) must
+#: be at least twice it, or the stream would stall.
+ACK_BATCH = 1024 * 1024
 
 #: While a command's pipes stay open, how often to look whether its shell
 #: has exited (only then: a command that ends closes them, which wakes us).
@@ -235,13 +240,34 @@ def write_file(path, data, mode=None):
 def pull_file(path, mux_id, source, mode=None, router=None):
     """Stream `source` (registered with the mux FileService) into `path`."""
     mux = mitogen.core.Context(router, mux_id)
+    _atomic_write(path, lambda fp: _fetch(mux, source, fp), mode)
 
-    def write(fp):
-        ok, meta = mitogen.service.FileService.get(mux, source, fp)
-        if not ok:
-            raise IOError("transfer of %s from the controller was interrupted" % (source,))
 
-    _atomic_write(path, write, mode)
+def _fetch(mux, source, fp):
+    """Write the mux FileService's stream of `source` to `fp`.
+
+    mitogen's own client (``FileService.get``) acknowledges every message;
+    this one acknowledges ACK_BATCH bytes at a time, and takes chunks from
+    the mux only.
+    """
+    recv = rpc.receiver_for(mux)
+    try:
+        meta = mux.call_service(service_name=names.FILES, method_name="fetch", path=source, sender=recv.to_sender())
+        received = unacknowledged = 0
+        for msg in recv:
+            data = msg.decode()
+            fp.write(data)
+            received += len(data)
+            unacknowledged += len(data)
+            if unacknowledged >= ACK_BATCH:
+                rpc.cast_service(mux, names.FILES, "acknowledge", size=unacknowledged)
+                unacknowledged = 0
+        if unacknowledged:
+            rpc.cast_service(mux, names.FILES, "acknowledge", size=unacknowledged)
+    finally:
+        recv.close()
+    if received != meta["size"]:
+        raise IOError("transfer of %s from the controller was interrupted (%d of %d bytes)" % (source, received, meta["size"]))
 
 
 def file_size(path):
