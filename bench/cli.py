@@ -47,8 +47,8 @@ def parse_args(argv):
                    help='tiny run: 1host, loop10 and tasks10, 1 run, no warm-up')
     p.add_argument('--out', type=Path, default=DEFAULT_OUT, help=f'results dir (default {DEFAULT_OUT})')
     p.add_argument('--merge', action='store_true',
-                   help='keep the results of the topologies not run this time from the existing '
-                        'latest.json in --out (run 10hosts later without losing 1host)')
+                   help='keep the results not run this time (other topologies, other workloads) from the '
+                        'existing latest.json in --out (run 10hosts later without losing 1host)')
     p.add_argument('--work', type=Path, default=DEFAULT_WORK,
                    help=f'generated playbooks, inputs and logs (default {DEFAULT_WORK})')
     args = p.parse_args(argv)

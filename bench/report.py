@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.modes import OURS
 from bench.runner import RunResult
+from bench.workloads import WORKLOADS
 
 FAIL = 'FAIL'
 LABELS = {'vanilla': 'vanilla', 'reference': 'reference', 'svc': 'svc (ours)', 'floor': 'floor',
@@ -86,6 +87,10 @@ def markdown(meta: dict, runs: list[RunResult]) -> str:
         if 'command' in topo:
             how = (f" Measured on {topo['date']} at git {topo['git_commit']} with `{topo['command']}`: "
                    f"{topo['runs']} run(s) per cell after {topo['warmup']} warm-up.")
+        for part in topo.get('parts', []):
+            how += (f" Kept from an earlier run for {', '.join(part['workloads'])}: measured on {part['date']} at "
+                    f"git {part['git_commit']} with `{part['command']}`: {part['runs']} run(s) per cell after "
+                    f"{part['warmup']} warm-up.")
         out += [f'## {name}', '', topo['description'] + '.' + took + how, '', '### Wall time, seconds (median)', '']
         header = ['workload', *(LABELS[m] for m in modes)]
         ratio_modes = [m for m in ('reference', 'vanilla', 'floor') if m in modes and OURS in modes]
@@ -189,30 +194,52 @@ def chart(meta: dict, runs: list[RunResult], path: Path) -> str | None:
 
 
 def merge_previous(out: Path, meta: dict, runs: list[RunResult]) -> None:
-    """Add the runs and topology facts of topologies not run now from
-    `out`/latest.json, if there is one, to `meta` and `runs`."""
+    """Add earlier results from `out`/latest.json, if there is one, to `meta`
+    and `runs`: the topologies not run now, and in the topologies run now
+    the workloads not run now (listed in the topology's ``parts`` with what
+    they were measured with)."""
     path = out / 'latest.json'
     if not path.exists():
         return
     previous = json.loads(path.read_text())
-    now = {t['name'] for t in meta['topologies']}
-    kept = [t for t in previous.get('topologies', []) if t['name'] not in now and not t.get('skipped')]
     facts = previous.get('facts', {})
-    for topo in kept:  # results written before topologies carried these
+    for topo in previous.get('topologies', []):  # results written before topologies carried these
         topo.setdefault('runs', previous.get('runs'))
         topo.setdefault('warmup', previous.get('warmup'))
         topo.setdefault('command', previous.get('command'))
         topo.setdefault('date', facts.get('date'))
         topo.setdefault('git_commit', facts.get('git_commit'))
+    now = {t['name']: t for t in meta['topologies']}
+    kept = [t for t in previous.get('topologies', []) if t['name'] not in now and not t.get('skipped')]
     order = ['1host', '10hosts', '10hosts-lat']
     meta['topologies'] = sorted(meta['topologies'] + kept,
                                 key=lambda t: order.index(t['name']) if t['name'] in order else len(order))
-    names = {t['name'] for t in kept}
     fields = set(RunResult.__dataclass_fields__)
-    runs += [RunResult(**{k: v for k, v in r.items() if k in fields})
-             for r in previous.get('results', []) if r['topology'] in names]
+    names = {t['name'] for t in kept}
+    old_runs = [r for r in previous.get('results', []) if r['topology'] in names]
+    for topo in previous.get('topologies', []):
+        if topo['name'] not in now or topo.get('skipped') or now[topo['name']].get('skipped'):
+            continue
+        earlier = [r for r in previous.get('results', [])
+                   if r['topology'] == topo['name'] and r['workload'] not in meta['workloads']]
+        if earlier:
+            now[topo['name']]['parts'] = _parts_kept(topo, previous, {r['workload'] for r in earlier})
+            old_runs += earlier
+    runs += [RunResult(**{k: v for k, v in r.items() if k in fields}) for r in old_runs]
     for key in ('modes', 'workloads'):
-        meta[key] += [x for t in kept for x in previous.get(key, []) if x not in meta[key]]
+        meta[key] += [x for x in previous.get(key, []) if x not in meta[key]
+                      and any(r[key[:-1]] == x for r in old_runs)]
+    catalogue = list(WORKLOADS)
+    meta['workloads'].sort(key=lambda w: catalogue.index(w) if w in catalogue else len(catalogue))
+
+
+def _parts_kept(topo: dict, previous: dict, workloads: set) -> list[dict]:
+    """What the kept `workloads` of an earlier `topo` were measured with."""
+    parts = [dict(p, workloads=[w for w in p['workloads'] if w in workloads]) for p in topo.get('parts', [])]
+    in_parts = {w for p in topo.get('parts', []) for w in p['workloads']}
+    own = [w for w in previous.get('workloads', []) if w in workloads and w not in in_parts]
+    parts.insert(0, {'workloads': own, **{k: topo.get(k) for k in ('date', 'git_commit', 'command', 'runs', 'warmup')}})
+    return [p for p in parts if p['workloads']]
 
 
 def write(out: Path, meta: dict, runs: list[RunResult]) -> list[str]:

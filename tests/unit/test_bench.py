@@ -81,12 +81,57 @@ def test_merge_keeps_other_topologies(tmp_path):
             'topologies': [{'name': '10hosts', 'skipped': '', 'description': 'ten hosts, new'}]}
     runs = [RunResult('10hosts', 'tasks100', 'svc', 0, True, 7.0, 1.0, 50.0, 0)]
     report.merge_previous(tmp_path, meta, runs)
-    # 1host comes back, with what it was measured with; the old 10hosts is replaced.
+    # 1host comes back, with what it was measured with; 10hosts keeps its
+    # earlier loop100 (not run now) beside the new tasks100.
     assert [t['name'] for t in meta['topologies']] == ['1host', '10hosts']
     assert meta['topologies'][0]['command'] == previous['command'] and meta['topologies'][0]['runs'] == 3
-    assert [(r.topology, r.wall) for r in runs] == [('10hosts', 7.0), ('1host', 4.0)]
-    assert meta['workloads'] == ['tasks100', 'loop100'] and meta['modes'] == ['svc', 'floor']
+    assert [(r.topology, r.workload, r.wall) for r in runs] == [
+        ('10hosts', 'tasks100', 7.0), ('1host', 'loop100', 4.0), ('10hosts', 'loop100', 9.0)]
+    assert meta['workloads'] == ['loop100', 'tasks100'] and meta['modes'] == ['svc', 'floor']
     assert report.cell(runs, '1host', 'loop100', 'svc') == 4.0
+
+
+def test_merge_keeps_the_workloads_not_run_now_with_what_measured_them(tmp_path):
+    import json
+    first = {'facts': {'date': 'monday', 'git_commit': 'aaa'}, 'command': 'python -m bench --topologies 10hosts',
+             'runs': 3, 'warmup': 1, 'modes': ['vanilla', 'svc'], 'workloads': ['loop100', 'tasks100', 'bigcopy'],
+             'topologies': [{'name': '10hosts', 'skipped': '', 'description': 'ten hosts', 'date': 'monday',
+                             'git_commit': 'aaa', 'command': 'python -m bench --topologies 10hosts',
+                             'runs': 3, 'warmup': 1}],
+             # interrupted before bigcopy: no results for it
+             'results': [{**RunResult('10hosts', w, m, 0, True, 5.0, 1.0, 50.0, 0).to_json()}
+                         for w in ('loop100', 'tasks100') for m in ('vanilla', 'svc')]}
+    (tmp_path / 'latest.json').write_text(json.dumps(first))
+    second = {'modes': ['svc', 'floor'], 'workloads': ['bigcopy'],
+              'topologies': [{'name': '10hosts', 'skipped': '', 'description': 'ten hosts', 'date': 'tuesday',
+                              'git_commit': 'bbb', 'command': 'python -m bench --workloads bigcopy',
+                              'runs': 1, 'warmup': 0}]}
+    runs = [RunResult('10hosts', 'bigcopy', 'svc', 0, True, 9.0, 1.0, 50.0, 0)]
+    report.merge_previous(tmp_path, second, runs)
+    assert second['workloads'] == ['loop100', 'tasks100', 'bigcopy']  # catalogue order
+    assert second['modes'] == ['svc', 'floor', 'vanilla']
+    assert second['topologies'][0]['parts'] == [{'workloads': ['loop100', 'tasks100'], 'date': 'monday',
+                                                  'git_commit': 'aaa', 'command': first['command'],
+                                                  'runs': 3, 'warmup': 1}]
+    assert report.cell(runs, '10hosts', 'tasks100', 'vanilla') == 5.0
+    assert report.cell(runs, '10hosts', 'bigcopy', 'svc') == 9.0
+    text = report.markdown({**second, 'facts': {**first['facts'], **{k: '-' for k in (
+        'ansible_svc', 'ansible_core', 'mitogen', 'python', 'cores', 'cpu_model', 'memory_gib', 'os', 'kernel',
+        'target_note')}}, 'command': 'x', 'runs': 1, 'warmup': 0}, runs)
+    assert 'at git bbb' in text and 'Kept from an earlier run for loop100, tasks100: measured on monday at git aaa' in text
+
+    # A third run of other workloads keeps both parts, each with its own.
+    (tmp_path / 'latest.json').write_text(json.dumps({**second, 'facts': {'date': 'tuesday', 'git_commit': 'bbb'},
+                                                      'command': 'x', 'results': [r.to_json() for r in runs]}))
+    third = {'modes': ['svc'], 'workloads': ['facts'],
+             'topologies': [{'name': '10hosts', 'skipped': '', 'description': 'ten hosts', 'date': 'wednesday',
+                             'git_commit': 'ccc', 'command': 'python -m bench --workloads facts',
+                             'runs': 3, 'warmup': 1}]}
+    runs3 = [RunResult('10hosts', 'facts', 'svc', 0, True, 2.0, 1.0, 50.0, 0)]
+    report.merge_previous(tmp_path, third, runs3)
+    parts = third['topologies'][0]['parts']
+    assert [(p['workloads'], p['git_commit']) for p in parts] == [(['bigcopy'], 'bbb'), (['loop100', 'tasks100'], 'aaa')]
+    assert third['workloads'] == ['loop100', 'tasks100', 'bigcopy', 'facts']
 
 
 def test_memory_sampler_finds_the_controller_mux_and_target_interpreters():
