@@ -114,6 +114,7 @@ class MemorySampler(threading.Thread):
         self.join()
 
     def sample(self):
+        parents = _parents()
         for entry in os.listdir('/proc'):
             if not entry.isdigit():
                 continue
@@ -122,6 +123,8 @@ class MemorySampler(threading.Thread):
                 if int(entry) == self.controller_pid:
                     role = 'controller'
                 elif b'ansible_svc.mux' in cmdline:
+                    if not _descends_from(int(entry), self.controller_pid, parents):
+                        continue  # another run's mux
                     role = 'mux'
                 elif b'(mitogen:' in cmdline or b'AnsiballZ_' in cmdline:
                     role = 'target'
@@ -132,6 +135,29 @@ class MemorySampler(threading.Thread):
                 continue
             if hwm is not None and (self.peaks[role] is None or hwm > self.peaks[role]):
                 self.peaks[role] = hwm
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process, from /proc."""
+    parents = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as fp:
+                    parents[int(entry)] = int(fp.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return parents
+
+
+def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = set()
+    while pid and pid not in seen:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        pid = parents.get(pid, 0)
+    return False
 
 
 def _vm_hwm_mib(status_path: str) -> float | None:

@@ -135,7 +135,10 @@ def test_merge_keeps_the_workloads_not_run_now_with_what_measured_them(tmp_path)
 
 
 def test_memory_sampler_finds_the_controller_mux_and_target_interpreters():
-    """Peaks by role, from the command lines the modes really have."""
+    """Peaks by role, from the command lines the modes really have; a mux
+    outside the run's process tree (another run's) does not count."""
+    import os
+    import signal
     import subprocess
 
     from bench import runner
@@ -143,15 +146,21 @@ def test_memory_sampler_finds_the_controller_mux_and_target_interpreters():
     # samples after that event, not after a guess at how long allocation takes.
     script = ('import sys, time; x = b"\\x01" * (int(sys.argv[1]) << 20); '
               'print("ready", flush=True); time.sleep(60)')
-    procs = [subprocess.Popen([sys.executable, '-c', script, str(mib), marker], stdout=subprocess.PIPE, text=True)
-             for mib, marker in ((40, '-mansible_svc.mux'), (60, '/usr/bin/python3(mitogen:ansible-svc)'),
-                                 (20, 'unrelated'))]
+    # The controller stand-in starts its own mux stand-in, as the strategy does.
+    controller = ('import subprocess, sys, time; x = b"\\x01" * (20 << 20); '
+                  'p = subprocess.Popen([sys.executable, "-c", sys.argv[1], "40", "-mansible_svc.mux"]); '
+                  'time.sleep(60)')
+    procs = [subprocess.Popen([sys.executable, '-c', controller, script], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)]
+    procs += [subprocess.Popen([sys.executable, '-c', script, str(mib), marker], stdout=subprocess.PIPE, text=True)
+              for mib, marker in ((60, '/usr/bin/python3(mitogen:ansible-svc)'), (80, '-mansible_svc.mux'))]
     try:
         for p in procs:  # bounded: a child that dies gives EOF, and the line check fails
             assert p.stdout.readline().strip() == 'ready'
-        sampler = runner.MemorySampler(procs[2].pid)  # stands in for ansible-playbook
+        sampler = runner.MemorySampler(procs[0].pid)  # stands in for ansible-playbook
         sampler.sample()
     finally:
+        os.killpg(procs[0].pid, signal.SIGKILL)  # the controller stand-in and its mux
         for p in procs:
             p.kill()
             p.wait()
