@@ -4,6 +4,8 @@ from __future__ import annotations
 import mitogen.master
 import pytest
 
+from bench.isolation_cost import TARGET_PYTHON
+
 
 @pytest.fixture(scope='module')
 def router():
@@ -15,3 +17,14 @@ def router():
     finally:
         broker.shutdown()
         broker.join()
+
+
+@pytest.fixture
+def target(router):
+    """A stand-in target interpreter: a local mitogen child running the
+    target's Python, shut down after the test."""
+    context = router.local(python_path=[TARGET_PYTHON], connect_timeout=30)
+    try:
+        yield context
+    finally:
+        context.shutdown(wait=True)

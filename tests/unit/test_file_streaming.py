@@ -13,7 +13,6 @@ import pytest
 
 from ansible_svc.mux.files import GrantedFileService
 from ansible_svc.target import commands
-from bench.isolation_cost import TARGET_PYTHON
 
 MIB = 1024 * 1024
 
@@ -26,15 +25,6 @@ def files(router):
         yield service
     finally:
         pool.stop(join=True)
-
-
-@pytest.fixture
-def target(router):
-    context = router.local(python_path=[TARGET_PYTHON], connect_timeout=30)
-    try:
-        yield context
-    finally:
-        context.shutdown(wait=True)
 
 
 def _random_file(path, size):

@@ -15,16 +15,7 @@ import pytest
 
 import target_parts
 from ansible_svc.target import taskproc, wrapper
-from bench.isolation_cost import TARGET_PYTHON, build_payload
-
-
-@pytest.fixture
-def target(router):
-    context = router.local(python_path=[TARGET_PYTHON], connect_timeout=30)
-    try:
-        yield context
-    finally:
-        context.shutdown(wait=True)
+from bench.isolation_cost import build_payload
 
 
 def synthetic_zip(extra_value: int) -> bytes:
